@@ -1,0 +1,46 @@
+"""Demo data for `make run`: an organization, its users, credits, keys and usage. Idempotent."""
+
+from typing import Any
+
+from django.db import transaction
+
+from accounts.models import Organization, User
+from accounts.services import create_customer
+from core.management.base import JsonCommand
+from credits import system_accounts
+from credits.models import Transaction
+from credits.services import grant_credits
+
+DEMO_ORG = "demo"
+DEMO_PASSWORD = "creditdesk-demo"
+LOGINS = [
+    {"email": "admin@demo.creditdesk.test", "password": DEMO_PASSWORD, "role": "client_admin"},
+    {"email": "member@demo.creditdesk.test", "password": DEMO_PASSWORD, "role": "member"},
+    {"email": "staff@creditdesk.test", "password": DEMO_PASSWORD, "role": "staff"},
+]
+
+
+class Command(JsonCommand):
+    help = "Create the demo organization, users, credits, API keys and usage (running it again adds nothing)."
+
+    @transaction.atomic
+    def run(self, **options: Any) -> dict[str, Any]:
+        for login in LOGINS:
+            if User.objects.filter(email__iexact=login["email"]).exists():
+                continue
+            if login["role"] == "staff":
+                User.objects.create_superuser(email=login["email"], password=login["password"])
+            else:
+                create_customer(email=login["email"], password=login["password"], org_slug=DEMO_ORG, role=login["role"])
+        organization = Organization.objects.get(slug=DEMO_ORG)
+        organization.name = "Demo Analytics Inc."
+        organization.save(update_fields=["name"])
+        grant_credits(
+            organization=organization,
+            amount=5000,
+            source=system_accounts.PROMOTION_GRANTS,
+            kind=Transaction.Kind.PROMOTION,
+            reason="Demo starting credits",
+            idempotency_key="seed_demo:welcome-credits",
+        )
+        return {"logins": LOGINS, "orgId": organization.pk}

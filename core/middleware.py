@@ -1,0 +1,47 @@
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from core.api import error_response
+
+_STATUS_CODES = {
+    400: ("validation_error", "Bad request."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("payload_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "The request body must be application/json."),
+    429: ("throttled", "Too many requests."),
+    500: ("server_error", "Internal server error."),
+}
+
+
+class ApiEnvelopeMiddleware:
+    """Gives errors raised before a DRF view (no route, oversized body, Django 404/405/500)
+    the API envelope under /api/."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.API_MAX_BODY_BYTES:
+            code, detail = _STATUS_CODES[413]
+            return error_response(code, f"{detail} The limit is 5 MiB.", 413)
+
+        response = self.get_response(request)
+        if response.status_code in _STATUS_CODES and not _is_json(response):
+            code, detail = _STATUS_CODES[response.status_code]
+            enveloped = error_response(code, detail, response.status_code)
+            if response.has_header("Allow"):
+                enveloped["Allow"] = response["Allow"]
+            return enveloped
+        return response
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")

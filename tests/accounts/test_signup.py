@@ -1,0 +1,57 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import Membership, User
+from credits.models import Account
+
+pytestmark = pytest.mark.django_db
+
+
+def test_sign_up_creates_a_user_with_a_personal_organization_they_administer(client):
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "new@example.test", "password1": "a-long-unusual-pass-42", "password2": "a-long-unusual-pass-42"},
+    )
+    assert response.status_code == 302
+    user = User.objects.get(email="new@example.test")
+    membership = Membership.objects.get(user=user)
+    assert membership.role == Membership.Role.CLIENT_ADMIN
+    assert membership.organization.plan_id == "free"
+    wallet = Account.objects.get(organization=membership.organization)
+    assert (wallet.balance, wallet.overdraft_limit, wallet.low_credit_threshold) == (0, 0, None)
+
+
+def test_log_in_and_log_out_with_email_and_password(client, owner):
+    response = client.post("/accounts/login/", {"login": "owner@acme.test", "password": "correct-horse-battery-9"})
+    assert response.status_code == 302
+    assert client.get("/dashboard/").status_code == 200
+    client.post("/accounts/logout/")
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_dashboard_requires_log_in(client):
+    response = client.get("/dashboard/")
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_create_customer_prints_ids_and_joins_an_existing_org_as_member(capsys, owner):
+    call_command("create_customer", "second@acme.test", "--org", "acme")
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    import json
+
+    result = json.loads(out)
+    user = User.objects.get(pk=result["userId"])
+    assert result["orgId"] == owner.membership.organization_id
+    assert user.membership.role == "member"
+
+
+def test_create_customer_refuses_an_email_taken_in_another_case(owner):
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_customer", "OWNER@ACME.TEST")
+
+
+def test_create_customer_refuses_an_invalid_email(db):
+    with pytest.raises(CommandError, match="valid email"):
+        call_command("create_customer", "not-an-email")

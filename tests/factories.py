@@ -1,0 +1,34 @@
+"""factory-boy factories that build state through the services, never raw ledger writes."""
+
+import factory
+
+from accounts import services as account_services
+from accounts.models import Organization, User
+
+
+class OrganizationFactory(factory.Factory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Org {n}")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return account_services.create_organization(**kwargs)
+
+
+class CustomerFactory(factory.Factory):
+    """A customer user; `org_slug` joins an existing organization or creates it."""
+
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    password = "correct-horse-battery-9"
+    org_slug = None
+    role = None
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return account_services.create_customer(**kwargs)
