@@ -49,6 +49,8 @@ class ApiKey(models.Model):
 
     class Meta:
         verbose_name = "API key"
+        # Granted to service accounts (manage.py create_service_token).
+        permissions = [("verify_api_key", "Can verify API keys (service API)")]
         indexes = [
             models.Index(fields=["organization", "status"], name="apikeys_org_status"),
             models.Index(fields=["status", "expires_at"], name="apikeys_status_expires"),

@@ -1,0 +1,160 @@
+"""Issuing, revoking and expiring API keys. Each change writes an audit row and an outbox row
+in its transaction; the Redis hash `P:key:<sha256>` is written after commit."""
+
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Membership, Organization
+from apikeys.errors import ApiKeyLimitReached, ExpiryInPast, InvalidKeyName, InvalidScopes, NotAMember
+from apikeys.models import KEY_PREFIX, VISIBLE_PREFIX_LENGTH, ApiKey, hash_key
+from core.audit import record_audit
+from core.outbox import record_changes
+
+DEFAULT_SCOPES = ("query",)
+SCOPE_PATTERN = re.compile(r"^[a-z0-9:_-]{1,64}$")
+MAX_SCOPES = 32
+NAME_MAX_LENGTH = 100
+
+
+def generate_raw_key() -> str:
+    """`cdk_live_` + 43 URL-safe characters (32 random bytes from `secrets`)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def normalize_scopes(scopes: Iterable[str] | str | None) -> list[str]:
+    """Scope names in the given order, without duplicates; `["query"]` when none are given."""
+    if scopes is None:
+        return list(DEFAULT_SCOPES)
+    if isinstance(scopes, str):
+        scopes = [part.strip() for part in scopes.split(",") if part.strip()]
+    result: list[str] = []
+    for scope in scopes:
+        if not isinstance(scope, str) or not SCOPE_PATTERN.match(scope):
+            raise InvalidScopes(f"Invalid scope {scope!r}: use 1 to 64 characters of a-z, 0-9, ':', '_' and '-'.")
+        if scope not in result:
+            result.append(scope)
+    if not result:
+        return list(DEFAULT_SCOPES)
+    if len(result) > MAX_SCOPES:
+        raise InvalidScopes(f"A key has at most {MAX_SCOPES} scopes.")
+    return result
+
+
+def count_active_keys(*, organization: Organization, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    return (
+        ApiKey.objects.filter(organization=organization, status=ApiKey.Status.ACTIVE)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .count()
+    )
+
+
+@transaction.atomic
+def issue_api_key(
+    *,
+    organization: Organization,
+    created_by,
+    name: str,
+    scopes: Iterable[str] | str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key for `organization`; returns it and the raw key, which is never stored or shown again.
+
+    Only the SHA-256 hex and the first 12 characters are kept. The plan's `max_api_keys`
+    caps the organization's active keys (ApiKeyLimitReached).
+    """
+    name = (name or "").strip()
+    if not name or len(name) > NAME_MAX_LENGTH:
+        raise InvalidKeyName()
+    scopes = normalize_scopes(scopes)
+    now = timezone.now()
+    if expires_at is not None:
+        if timezone.is_naive(expires_at):
+            raise ExpiryInPast("The expiry needs a time zone.")
+        if expires_at <= now:
+            raise ExpiryInPast()
+    if not Membership.objects.filter(user_id=created_by.pk, organization_id=organization.pk).exists():
+        raise NotAMember()
+
+    # Lock the organization so two concurrent requests cannot both take the last free slot.
+    locked = Organization.objects.select_for_update().select_related("plan").get(pk=organization.pk)
+    limit = locked.plan.max_api_keys
+    if limit is not None and count_active_keys(organization=locked, now=now) >= limit:
+        raise ApiKeyLimitReached(
+            f"The {locked.plan.name} plan allows {limit} active API key{'s' if limit != 1 else ''}; "
+            "revoke one or change the plan.",
+            limit=limit,
+        )
+
+    raw_key = generate_raw_key()
+    api_key = ApiKey.objects.create(
+        organization=organization,
+        created_by=created_by,
+        name=name,
+        prefix=raw_key[:VISIBLE_PREFIX_LENGTH],
+        key_hash=hash_key(raw_key),
+        scopes=scopes,
+        expires_at=expires_at,
+        created_at=now,
+    )
+    record_audit(
+        event="api_key.issued",
+        actor=created_by,
+        organization=organization,
+        target=f"api_key:{api_key.pk}",
+        new={
+            "name": name,
+            "prefix": api_key.prefix,
+            "scopes": scopes,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    record_changes("key", [api_key.pk])
+    return api_key, raw_key
+
+
+@transaction.atomic
+def revoke_api_key(*, api_key: ApiKey, actor=None) -> ApiKey:
+    """Revoke a key (an expired one too). Revoking a revoked key changes nothing."""
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if locked.status == ApiKey.Status.REVOKED:
+        return locked
+    now = timezone.now()
+    old_status = locked.status
+    locked.status = ApiKey.Status.REVOKED
+    locked.revoked_at = now
+    locked.revoked_by = actor if getattr(actor, "pk", None) else None
+    locked.save(update_fields=["status", "revoked_at", "revoked_by"])
+    record_audit(
+        event="api_key.revoked",
+        actor=actor,
+        organization=locked.organization,
+        target=f"api_key:{locked.pk}",
+        old={"status": old_status},
+        new={"status": locked.status},
+    )
+    record_changes("key", [locked.pk])
+    return locked
+
+
+@transaction.atomic
+def expire_api_keys(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
+    """Mark active keys past `expires_at` as expired (idempotent); returns their ids."""
+    now = now or timezone.now()
+    ids = list(
+        ApiKey.objects.select_for_update(skip_locked=True)
+        .filter(status=ApiKey.Status.ACTIVE, expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    ApiKey.objects.filter(pk__in=ids, status=ApiKey.Status.ACTIVE).update(status=ApiKey.Status.EXPIRED)
+    record_changes("key", ids)
+    return ids
