@@ -158,7 +158,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Every periodic schedule lives here, and only here.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Redis publisher (core/tasks.py): outbox drain and key expiry within 60 s, hourly full reconcile.
+    "redis-drain-outbox": {"task": "core.drain_outbox", "schedule": 30.0, "options": {"expires": 25}},
+    "apikeys-expire": {"task": "core.expire_api_keys", "schedule": 30.0, "options": {"expires": 25}},
+    "redis-reconcile": {"task": "core.reconcile_redis", "schedule": 3600.0, "options": {"expires": 1800}},
+}
 
 # --- Auth ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -222,6 +227,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 API_MAX_BODY_BYTES = 5 * 1024 * 1024
+# API keys: a service token is trusted this many seconds per process (a revoked token stops within it).
+SERVICE_TOKEN_CACHE_SECONDS = env.int("SERVICE_TOKEN_CACHE_SECONDS", default=5)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 # --- Stripe (dj-stripe) --------------------------------------------------------

@@ -1,21 +1,344 @@
-"""Writes the hashes of the public contract (section 3) to Redis.
+"""Writes the hashes of the public contract (section 3) to Redis, which the public query API reads.
 
-Owned by the API-keys/Redis work: `push_changes(topic, ids)` publishes the current state
-of those objects and clears their outbox rows.
+- `P:key:<sha256>`: api_key_id, user_id (the creator), org_id, status, scopes (comma-separated),
+  expires_at (ISO-8601 or empty).
+- `P:org:<org_id>`: balance, status, version, low_threshold (or empty), plan.
+
+Never backwards. Every write is a Lua compare-and-set that runs atomically in Redis: an org
+hash is written only if the stored `version` is not higher than the one being written, so
+a slow push that read an older balance cannot replace a newer one. Key hashes have no
+version, but a key's status only moves forward (active → expired → revoked), so a key hash
+is written only if it does not move the stored status back.
+
+`push_changes(topic, ids)` runs after commit (core.outbox): it reads the outbox rows' stamps,
+reads the objects in one query, writes them in one pipeline and deletes the outbox rows
+whose stamp is unchanged (a change committed meanwhile keeps its row and its own push).
+A Redis error is logged and the rows stay for `drain_outbox` (every 30 s). `reconcile`
+compares every hash with the database and repairs each difference; `resync` rewrites all.
+With publishing off (`get_redis()` is None) pushes just clear their outbox rows.
 """
 
 import logging
-from collections.abc import Iterable
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from django.db.models import Q
+from django.utils import timezone
 
 from core.models import OutboxItem
-from core.redis import get_redis
+from core.redis import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
+BATCH_SIZE = 5000
+# After a failed push, pushes from requests skip Redis for this long (their outbox rows
+# wait for the drain) so a Redis outage does not add a connect timeout to every request.
+CIRCUIT_OPEN_SECONDS = 5.0
 
-def push_changes(topic: str, object_ids: Iterable[int]) -> None:
-    ids = list(object_ids)
-    if get_redis() is None:
+ORG_CAS_LUA = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if stored and stored > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+KEY_CAS_LUA = """
+local rank = {active = 0, expired = 1, revoked = 2}
+local stored = redis.call('HGET', KEYS[1], 'status')
+if stored and rank[stored] and rank[stored] > rank[ARGV[1]] then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+KEY_STATUS_RANK = {"active": 0, "expired": 1, "revoked": 2}
+
+KEY_FIELDS = ("api_key_id", "user_id", "org_id", "status", "scopes", "expires_at")
+ORG_FIELDS = ("balance", "status", "version", "low_threshold", "plan")
+
+_circuit_open_until: dict[int, float] = {}
+
+
+# --- Reading the database ------------------------------------------------------------------
+
+
+def _key_queryset():
+    from apikeys.models import ApiKey
+
+    return ApiKey.objects.order_by("pk").values_list(
+        "pk", "key_hash", "created_by_id", "organization_id", "status", "scopes", "expires_at"
+    )
+
+
+def _org_queryset():
+    from credits.models import Account
+
+    return (
+        Account.objects.filter(kind=Account.Kind.CUSTOMER)
+        .order_by("organization_id")
+        .values_list("organization_id", "balance", "status", "version", "low_credit_threshold", "organization__plan_id")
+    )
+
+
+def iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def key_hash_fields(row: tuple, now: datetime) -> tuple[str, dict[str, str]]:
+    """(Redis key, fields) for a row of `_key_queryset`. A key past expires_at is `expired` at once."""
+    pk, key_hash, user_id, org_id, status, scopes, expires_at = row
+    if status == "active" and expires_at is not None and expires_at <= now:
+        status = "expired"
+    return redis_key("key", key_hash), {
+        "api_key_id": str(pk),
+        "user_id": str(user_id),
+        "org_id": str(org_id),
+        "status": status,
+        "scopes": ",".join(scopes or []),
+        "expires_at": iso(expires_at),
+    }
+
+
+def org_hash_fields(row: tuple) -> tuple[str, dict[str, str]]:
+    org_id, balance, status, version, low_threshold, plan = row
+    return redis_key("org", org_id), {
+        "balance": str(balance),
+        "status": status,
+        "version": str(version),
+        "low_threshold": "" if low_threshold is None else str(low_threshold),
+        "plan": plan or "free",
+    }
+
+
+def _load(topic: str, ids: list[int]) -> list[tuple]:
+    if topic == OutboxItem.Topic.KEY:
+        return list(_key_queryset().filter(pk__in=ids))
+    if topic == OutboxItem.Topic.ORG:
+        return list(_org_queryset().filter(organization_id__in=ids))
+    raise ValueError(f"unknown outbox topic {topic!r}")
+
+
+def _chunks(queryset, size: int = BATCH_SIZE) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    for row in queryset.iterator(chunk_size=size):
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- Writing Redis -------------------------------------------------------------------------
+
+
+def _flatten(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
+
+
+def write_hashes(client: redis.Redis, topic: str, rows: Iterable[tuple], *, force: bool = False) -> int:
+    """Write the hashes of `rows` in one pipeline through the compare-and-set scripts.
+
+    Returns how many were written (a hash holding a newer version or a later key status is
+    left alone). `force` replaces hashes outright: only for `redis_resync --force` after a
+    database restore, when Redis may hold versions the database never reached.
+    """
+    now = timezone.now()
+    if topic == OutboxItem.Topic.KEY:
+        script = client.register_script(KEY_CAS_LUA)
+        items = [key_hash_fields(row, now) for row in rows]
+    else:
+        script = client.register_script(ORG_CAS_LUA)
+        items = [org_hash_fields(row) for row in rows]
+    if not items:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for name, fields in items:
+        if force:
+            pipe.delete(name)
+            pipe.hset(name, mapping=fields)
+        else:
+            guard = fields["status"] if topic == OutboxItem.Topic.KEY else fields["version"]
+            script(keys=[name], args=[guard, *_flatten(fields)], client=pipe)
+    results = pipe.execute()
+    if force:
+        return len(items)
+    return sum(1 for result in results if result == 1)
+
+
+def _circuit_is_open(client: redis.Redis) -> bool:
+    return _circuit_open_until.get(id(client), 0.0) > time.monotonic()
+
+
+def push_changes(topic: str, object_ids: Iterable[int], *, from_drain: bool = False) -> bool:
+    """Publish the current state of these objects and clear their outbox rows.
+
+    Returns False when Redis could not be written (the rows stay for the drain).
+    """
+    ids = sorted(set(object_ids))
+    if not ids:
+        return True
+    client = get_redis()
+    if client is None:
         OutboxItem.objects.filter(topic=topic, object_id__in=ids).delete()
-        return
-    logger.debug("publishing %s %s", topic, ids)
+        return True
+    if not from_drain and _circuit_is_open(client):
+        return False
+    # Stamps first, state second: a change that commits after this read has a newer stamp,
+    # so its row survives the delete below even if this push already carried its state.
+    stamps = list(OutboxItem.objects.filter(topic=topic, object_id__in=ids).values_list("object_id", "changed_at"))
+    rows = _load(topic, ids)
+    try:
+        write_hashes(client, topic, rows)
+    except redis.RedisError as exc:
+        _circuit_open_until[id(client)] = time.monotonic() + CIRCUIT_OPEN_SECONDS
+        logger.warning("Redis publish of %s %s failed, the outbox keeps them: %s", topic, ids, exc)
+        return False
+    _circuit_open_until.pop(id(client), None)
+    _delete_outbox_rows(topic, stamps)
+    return True
+
+
+def _delete_outbox_rows(topic: str, stamps: list[tuple[int, datetime]]) -> None:
+    by_stamp: dict[datetime, list[int]] = defaultdict(list)
+    for object_id, changed_at in stamps:
+        by_stamp[changed_at].append(object_id)
+    condition = Q()
+    for changed_at, object_ids in by_stamp.items():
+        condition |= Q(changed_at=changed_at, object_id__in=object_ids)
+    if condition:
+        OutboxItem.objects.filter(condition, topic=topic).delete()
+
+
+def drain_outbox(*, batch_size: int = 500, max_batches: int = 200) -> dict[str, Any]:
+    """Push what after-commit pushes left behind (lost with a process, or Redis was down)."""
+    pushed = 0
+    for _ in range(max_batches):
+        batch = list(OutboxItem.objects.order_by("changed_at", "pk").values_list("topic", "object_id")[:batch_size])
+        if not batch:
+            break
+        by_topic: dict[str, list[int]] = defaultdict(list)
+        for topic, object_id in batch:
+            by_topic[topic].append(object_id)
+        for topic, ids in by_topic.items():
+            if not push_changes(topic, ids, from_drain=True):
+                return {"pushed": pushed, "ok": False}
+            pushed += len(ids)
+        if len(batch) < batch_size:
+            break
+    return {"pushed": pushed, "ok": True}
+
+
+# --- Full resync and reconcile -------------------------------------------------------------
+
+
+def delete_stale_key_hashes(client: redis.Redis, *, scan_count: int = 5000) -> int:
+    """Delete `P:key:*` hashes whose key no longer exists in the database."""
+    from apikeys.models import ApiKey
+
+    prefix = redis_key("key", "")
+    deleted = 0
+    batch: list[str] = []
+
+    def flush() -> int:
+        hashes = {name[len(prefix) :]: name for name in batch}
+        known = set(ApiKey.objects.filter(key_hash__in=list(hashes)).values_list("key_hash", flat=True))
+        stale = [name for digest, name in hashes.items() if digest not in known]
+        if stale:
+            client.delete(*stale)
+            for name in stale:
+                logger.warning("deleted Redis hash %s: no such API key in the database", name)
+        return len(stale)
+
+    for name in client.scan_iter(match=f"{prefix}*", count=scan_count):
+        batch.append(name.decode() if isinstance(name, bytes) else name)
+        if len(batch) >= scan_count:
+            deleted += flush()
+            batch = []
+    if batch:
+        deleted += flush()
+    return deleted
+
+
+def resync(*, force: bool = False, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+    """Write every key and org hash (respecting versions unless `force`), delete stale key hashes."""
+    client = get_redis()
+    if client is None:
+        from core.errors import ApplicationError
+
+        raise ApplicationError("Redis publishing is off (REDIS_URL is not set): nothing to resync.")
+    keys = sum(write_hashes(client, "key", rows, force=force) for rows in _chunks(_key_queryset(), batch_size))
+    orgs = sum(write_hashes(client, "org", rows, force=force) for rows in _chunks(_org_queryset(), batch_size))
+    stale = delete_stale_key_hashes(client)
+    logger.info("redis resync wrote %s key and %s org hashes, deleted %s stale key hashes", keys, orgs, stale)
+    return {"keys": keys, "orgs": orgs, "stale": stale}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _read_hashes(client: redis.Redis, names: list[str]) -> list[dict[str, str]]:
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(name)
+    return [{_text(k): _text(v) for k, v in stored.items()} for stored in pipe.execute()]
+
+
+def reconcile() -> dict[str, int]:
+    """Compare every hash with PostgreSQL, repair and log each difference (idempotent).
+
+    A hash that is ahead of the database (a higher org version, a later key status) is
+    logged as an error and left alone: a write never moves Redis backwards.
+    """
+    client = get_redis()
+    if client is None:
+        return {"checked": 0, "repaired": 0, "ahead": 0, "stale": 0}
+    now = timezone.now()
+    counts = {"checked": 0, "repaired": 0, "ahead": 0}
+    for topic, queryset in (("key", _key_queryset()), ("org", _org_queryset())):
+        for rows in _chunks(queryset, 2000):
+            built = [key_hash_fields(row, now) if topic == "key" else org_hash_fields(row) for row in rows]
+            stored_hashes = _read_hashes(client, [name for name, _ in built])
+            to_repair = []
+            for row, (_name, fields), stored in zip(rows, built, stored_hashes, strict=True):
+                counts["checked"] += 1
+                diff = {name: (stored.get(name), value) for name, value in fields.items() if stored.get(name) != value}
+                if not diff:
+                    continue
+                label = f"{topic} {row[0]}"
+                if _is_ahead(topic, fields, stored):
+                    counts["ahead"] += 1
+                    logger.error("Redis %s is ahead of the database, left alone: %s", label, _describe(diff))
+                    continue
+                logger.warning("Redis %s differs from the database, repairing: %s", label, _describe(diff))
+                to_repair.append(row)
+            if to_repair:
+                counts["repaired"] += write_hashes(client, topic, to_repair)
+    counts["stale"] = delete_stale_key_hashes(client)
+    if any(counts[name] for name in ("repaired", "ahead", "stale")):
+        logger.warning("redis reconcile: %s", counts)
+    return counts
+
+
+def _is_ahead(topic: str, fields: dict[str, str], stored: dict[str, str]) -> bool:
+    if topic == "key":
+        stored_rank = KEY_STATUS_RANK.get(stored.get("status", ""), -1)
+        return stored_rank > KEY_STATUS_RANK[fields["status"]]
+    try:
+        return int(stored.get("version", "")) > int(fields["version"])
+    except ValueError:
+        return False
+
+
+def _describe(diff: dict[str, tuple[str | None, str]]) -> str:
+    return ", ".join(f"{field}: redis={old!r} db={new!r}" for field, (old, new) in sorted(diff.items()))
