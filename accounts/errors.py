@@ -18,3 +18,43 @@ class LastClientAdmin(ApplicationError):
     code = "last_client_admin"
     status_code = 409
     default_message = "An organization must keep at least one client admin."
+
+
+class NotClientAdmin(ApplicationError):
+    code = "permission_denied"
+    status_code = 403
+    default_message = "Only a client admin of this organization can do that."
+
+
+class AlreadyMember(Conflict):
+    code = "already_member"
+    default_message = "This person is already a member of the organization."
+
+
+class InvitationInvalid(ApplicationError):
+    code = "invitation_invalid"
+    status_code = 404
+    default_message = "This invitation link is not valid."
+
+
+class InvitationExpired(ApplicationError):
+    code = "invitation_expired"
+    status_code = 410
+    default_message = "This invitation has expired. Ask for a new one."
+
+
+class InvitationNotForYou(ApplicationError):
+    code = "invitation_not_for_you"
+    status_code = 404
+    default_message = "This invitation was sent to another email address."
+
+
+class MoveNeedsConfirmation(Conflict):
+    code = "move_needs_confirmation"
+    default_message = "Joining this organization moves you out of your current one: confirm to continue."
+
+
+class MfaNotEnabled(ApplicationError):
+    code = "mfa_not_enabled"
+    status_code = 409
+    default_message = "Set up two-factor authentication for yourself before requiring it for your organization."

@@ -81,6 +81,9 @@ class Organization(models.Model):
         related_name="organizations",
     )
     is_active = models.BooleanField(default=True, help_text="Inactive once it has no members; its ledger stays.")
+    require_mfa = models.BooleanField(
+        default=False, help_text="Members must set up two-factor authentication before using the portal."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -114,3 +117,83 @@ class Membership(models.Model):
     @property
     def is_client_admin(self) -> bool:
         return self.role == self.Role.CLIENT_ADMIN
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self) -> "InvitationQuerySet":
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+
+class Invitation(models.Model):
+    """A client admin's invitation for an email address to join their organization.
+
+    The link carries the id signed with a timestamp (accounts.invitations); it expires
+    INVITATION_MAX_AGE_DAYS after it was sent. One pending invitation per address and
+    organization: inviting again refreshes it.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=20, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                Lower("email"),
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="accounts_invitation_one_pending_per_email",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["client_admin", "member"]), name="accounts_invitation_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+
+class LoginLockout(models.Model):
+    """A lock-out after too many failed log-ins, recorded for staff.
+
+    The counters themselves are allauth's rate limits in the Django cache (Redis in
+    production); this row says who was locked, from where and until when, so staff can
+    see it in the admin and clear it (which deletes those cache entries).
+    """
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account", "Account (email)"
+        IP = "ip", "IP address"
+
+    email = models.CharField(max_length=254, db_index=True)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="lockouts")
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    rate_key = models.CharField(max_length=300, help_text="allauth's rate-limit key for the account.")
+    locked_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-locked_at"]
+        verbose_name = "log-in lock-out"
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_scope_display()}) at {self.locked_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.cleared_at is None and self.locked_until > timezone.now()

@@ -1,6 +1,7 @@
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
-from accounts.models import Membership, Organization, User
+from accounts.models import Invitation, Membership, Organization, User
 
 
 def get_membership(*, user: User) -> Membership | None:
@@ -17,3 +18,15 @@ def get_organization_for_user(*, user: User) -> Organization:
 
 def get_organization_for_request(request: HttpRequest) -> Organization:
     return get_organization_for_user(user=request.user)
+
+
+def list_members(*, organization: Organization) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("role", "user__email")  # client_admin sorts before member
+    )
+
+
+def list_pending_invitations(*, organization: Organization) -> QuerySet[Invitation]:
+    return Invitation.objects.pending().filter(organization=organization).select_related("invited_by")

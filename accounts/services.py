@@ -1,12 +1,29 @@
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.errors import EmailTaken, InvalidEmail, InvalidRole
-from accounts.models import Membership, Organization, User
+from accounts.errors import (
+    AlreadyMember,
+    EmailTaken,
+    InvalidEmail,
+    InvalidRole,
+    InvitationExpired,
+    InvitationInvalid,
+    InvitationNotForYou,
+    LastClientAdmin,
+    MfaNotEnabled,
+    MoveNeedsConfirmation,
+    NotClientAdmin,
+)
+from accounts.models import Invitation, LoginLockout, Membership, Organization, User
+from core.audit import record_audit
+from core.effects import delay_on_commit
 from core.outbox import record_org_change
 from credits.services import create_wallet
 
@@ -77,3 +94,286 @@ def create_customer(
         user.save(update_fields=["password"])
     Membership.objects.create(user=user, organization=organization, role=role)
     return user
+
+
+# --- Organizations: roles, members, invitations ---------------------------------------
+
+
+def _require_client_admin(*, actor: User | None, organization: Organization) -> None:
+    """Staff may manage any organization; a customer only the one they are client admin of."""
+    if actor is None or actor.is_staff:
+        return
+    membership = Membership.objects.filter(user=actor, organization=organization).first()
+    if membership is None or not membership.is_client_admin:
+        raise NotClientAdmin()
+
+
+def _validate_role(role: str) -> str:
+    if role not in Membership.Role.values:
+        raise InvalidRole()
+    return role
+
+
+def _client_admin_count(organization: Organization) -> int:
+    return Membership.objects.filter(organization=organization, role=Membership.Role.CLIENT_ADMIN).count()
+
+
+def _lock_organization(organization_id: int) -> Organization:
+    """Serializes membership changes of one organization (the last-client-admin rule)."""
+    return Organization.objects.select_for_update().get(pk=organization_id)
+
+
+@transaction.atomic
+def invite_member(*, organization: Organization, email: str, role: str, invited_by: User | None) -> Invitation:
+    """Invite `email` to `organization`; inviting a pending address again refreshes its invitation.
+
+    The email is queued after commit (a new signed link, valid INVITATION_MAX_AGE_DAYS).
+    """
+    _require_client_admin(actor=invited_by, organization=organization)
+    role = _validate_role(role)
+    email = (email or "").strip()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise InvalidEmail(f"{email!r} is not a valid email address.") from exc
+    email = User.objects.normalize_email(email)
+    organization = _lock_organization(organization.pk)
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise AlreadyMember(f"{email} is already a member of {organization.name}.")
+    invitation = Invitation.objects.pending().filter(organization=organization, email__iexact=email).first()
+    if invitation is None:
+        invitation = Invitation.objects.create(organization=organization, email=email, role=role, invited_by=invited_by)
+    else:
+        invitation.role, invitation.invited_by, invitation.created_at = role, invited_by, timezone.now()
+        invitation.save(update_fields=["role", "invited_by", "created_at"])
+    record_audit(event="member.invited", actor=invited_by, organization=organization, target=email, new={"role": role})
+    from accounts.tasks import send_invitation_email
+
+    delay_on_commit(send_invitation_email, invitation.pk)
+    return invitation
+
+
+@transaction.atomic
+def revoke_invitation(*, invitation: Invitation, actor: User | None) -> Invitation:
+    _require_client_admin(actor=actor, organization=invitation.organization)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.is_pending:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        record_audit(
+            event="member.invitation_revoked",
+            actor=actor,
+            organization=invitation.organization,
+            target=invitation.email,
+        )
+    return invitation
+
+
+def check_invitation(*, invitation: Invitation, user: User | None = None) -> Invitation:
+    """The invitation is pending, not expired and (with `user`) addressed to that user's email."""
+    if not invitation.is_pending:
+        raise InvitationInvalid("This invitation has already been used or was withdrawn.")
+    if invitation.created_at < timezone.now() - timedelta(days=settings.INVITATION_MAX_AGE_DAYS):
+        raise InvitationExpired()
+    if user is not None and user.email.lower() != invitation.email.lower():
+        raise InvitationNotForYou()
+    return invitation
+
+
+@transaction.atomic
+def move_user_to_organization(
+    *, user: User, organization: Organization, role: str, actor: User | None = None
+) -> Membership:
+    """Move `user` into `organization` with `role` (a user is in one organization at a time).
+
+    The user may not leave behind an organization that still has members but no client
+    admin. An organization left without members is marked inactive; its ledger stays.
+    """
+    role = _validate_role(role)
+    current = Membership.objects.filter(user=user).first()
+    # Lock both organizations in primary-key order.
+    org_ids = sorted({organization.pk, *([current.organization_id] if current else [])})
+    locked = {org_id: _lock_organization(org_id) for org_id in org_ids}
+    organization = locked[organization.pk]
+    current = Membership.objects.select_for_update().filter(user=user).first()
+    if current is not None and current.organization_id == organization.pk:
+        raise AlreadyMember(f"You are already a member of {organization.name}.")
+    if current is not None:
+        old_org = locked[current.organization_id]
+        others = Membership.objects.filter(organization=old_org).exclude(pk=current.pk)
+        other_admins = others.filter(role=Membership.Role.CLIENT_ADMIN)
+        if current.is_client_admin and others.exists() and not other_admins.exists():
+            raise LastClientAdmin(
+                f"You are the last client admin of {old_org.name}: make another member client admin first."
+            )
+        old_role = current.role
+        current.delete()
+        record_audit(
+            event="member.left",
+            actor=actor,
+            organization=old_org,
+            target=user.email,
+            old={"role": old_role},
+            new={"organization": organization.pk},
+        )
+        if not others.exists():
+            old_org.is_active = False
+            old_org.save(update_fields=["is_active"])
+            record_audit(event="organization.deactivated", actor=actor, organization=old_org, target=old_org.slug)
+    membership = Membership.objects.create(user=user, organization=organization, role=role)
+    if not organization.is_active:
+        organization.is_active = True
+        organization.save(update_fields=["is_active"])
+    record_audit(
+        event="member.joined",
+        actor=actor,
+        organization=organization,
+        target=user.email,
+        old={"organization": current.organization_id} if current else None,
+        new={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def accept_invitation(*, invitation: Invitation, user: User, confirm_move: bool = False) -> Membership:
+    """`user` joins the invitation's organization with its role.
+
+    A user who belongs to another organization must confirm the move (`confirm_move`).
+    """
+    invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=invitation.pk)
+    check_invitation(invitation=invitation, user=user)
+    current = Membership.objects.filter(user=user).select_related("organization").first()
+    if current is not None and current.organization_id != invitation.organization_id and not confirm_move:
+        raise MoveNeedsConfirmation(current_organization=current.organization.name)
+    if current is not None and current.organization_id == invitation.organization_id:
+        membership = current
+    else:
+        membership = move_user_to_organization(
+            user=user, organization=invitation.organization, role=invitation.role, actor=user
+        )
+    invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record_audit(
+        event="member.invitation_accepted",
+        actor=user,
+        organization=invitation.organization,
+        target=invitation.email,
+        new={"role": membership.role},
+    )
+    return membership
+
+
+@transaction.atomic
+def change_member_role(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    """Change a member's role; the organization always keeps at least one client admin."""
+    _require_client_admin(actor=actor, organization=membership.organization)
+    role = _validate_role(role)
+    _lock_organization(membership.organization_id)
+    membership = Membership.objects.select_for_update().select_related("organization", "user").get(pk=membership.pk)
+    old_role = membership.role
+    if old_role == role:
+        return membership
+    if old_role == Membership.Role.CLIENT_ADMIN and _client_admin_count(membership.organization) <= 1:
+        raise LastClientAdmin()
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record_audit(
+        event="member.role_changed",
+        actor=actor,
+        organization=membership.organization,
+        target=membership.user.email,
+        old={"role": old_role},
+        new={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership, actor: User | None) -> Membership:
+    """Remove a member (never the last client admin); they get a personal organization of
+    their own again, so every user keeps exactly one organization and sees nothing of this one."""
+    _require_client_admin(actor=actor, organization=membership.organization)
+    organization = _lock_organization(membership.organization_id)
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    if membership.is_client_admin and _client_admin_count(organization) <= 1:
+        raise LastClientAdmin()
+    user = membership.user
+    membership.delete()
+    record_audit(
+        event="member.removed", actor=actor, organization=organization, target=user.email, old={"role": membership.role}
+    )
+    return create_personal_organization(user=user)
+
+
+@transaction.atomic
+def set_mfa_requirement(*, organization: Organization, required: bool, actor: User | None) -> Organization:
+    """Require (or stop requiring) two-factor authentication of the organization's members."""
+    from allauth.mfa.utils import is_mfa_enabled
+
+    _require_client_admin(actor=actor, organization=organization)
+    organization = _lock_organization(organization.pk)
+    if required and actor is not None and not actor.is_staff and not is_mfa_enabled(actor):
+        raise MfaNotEnabled()
+    if organization.require_mfa != required:
+        old = organization.require_mfa
+        organization.require_mfa = required
+        organization.save(update_fields=["require_mfa"])
+        record_audit(
+            event="organization.mfa_requirement",
+            actor=actor,
+            organization=organization,
+            target=organization.slug,
+            old={"require_mfa": old},
+            new={"require_mfa": required},
+        )
+    return organization
+
+
+# --- Lock-outs ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_lockout(
+    *, email: str, scope: str, rate_key: str, ip_address: str | None, locked_for_seconds: float
+) -> LoginLockout | None:
+    """Record a lock-out once per lock period, and email the account's owner after commit."""
+    now = timezone.now()
+    existing = LoginLockout.objects.filter(
+        rate_key=rate_key, scope=scope, cleared_at__isnull=True, locked_until__gt=now
+    )
+    if scope == LoginLockout.Scope.IP:
+        existing = existing.filter(ip_address=ip_address)
+    if existing.exists():
+        return None
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    lockout = LoginLockout.objects.create(
+        email=email,
+        user=user,
+        scope=scope,
+        rate_key=rate_key,
+        ip_address=ip_address,
+        locked_until=now + timedelta(seconds=locked_for_seconds),
+    )
+    if user is not None and scope == LoginLockout.Scope.ACCOUNT:
+        from accounts.tasks import send_lockout_email
+
+        delay_on_commit(send_lockout_email, lockout.pk)
+    return lockout
+
+
+@transaction.atomic
+def clear_lockout(*, lockout: LoginLockout, actor: User | None) -> LoginLockout:
+    """Lift a lock-out: delete allauth's failure counters for it from the cache, after commit."""
+    from accounts.lockouts import clear_rate_limits
+
+    lockout = LoginLockout.objects.select_for_update().get(pk=lockout.pk)
+    if lockout.cleared_at is None:
+        lockout.cleared_at, lockout.cleared_by = timezone.now(), actor
+        lockout.save(update_fields=["cleared_at", "cleared_by"])
+        record_audit(event="login.lockout_cleared", actor=actor, target=lockout.email, old={"scope": lockout.scope})
+    rate_key, ip_address, scope = lockout.rate_key, lockout.ip_address, lockout.scope
+    from core.effects import on_commit
+
+    on_commit(lambda: clear_rate_limits(rate_key=rate_key, ip_address=ip_address if scope == "ip" else None))
+    return lockout

@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.MfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -202,6 +203,60 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Creditdesk] "
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_STORE_TOKENS = False
 
+# --- Accounts: sign-in, lock-out, MFA, social log-in (owned by the accounts app) -------
+# Client IPs (rate limits, sessions) come from X-Forwarded-For only for trusted proxies.
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_PREVENT_ENUMERATION = True
+# Lock-out: failed log-ins per IP and per account (email), kept in the Django cache
+# (Redis in production, shared by every worker). A locked account's owner is emailed.
+LOGIN_FAILED_LIMIT_PER_IP = env.str("LOGIN_FAILED_LIMIT_PER_IP", default="30/10m")
+LOGIN_FAILED_LIMIT_PER_ACCOUNT = env.str("LOGIN_FAILED_LIMIT_PER_ACCOUNT", default="5/15m")
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": f"{LOGIN_FAILED_LIMIT_PER_IP}/ip,{LOGIN_FAILED_LIMIT_PER_ACCOUNT}/key",
+}
+USERSESSIONS_TRACK_ACTIVITY = True
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_TOTP_ISSUER = "Creditdesk"
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Staff must have MFA to use the admin (default: in production).
+ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=not DEBUG)
+INVITATION_MAX_AGE_DAYS = 7
+
+
+def social_apps(prefix: str, **extra: object) -> list[dict]:
+    """One provider app when <PREFIX>_CLIENT_ID and <PREFIX>_CLIENT_SECRET are set, else none."""
+    client_id = env.str(f"{prefix}_CLIENT_ID", default="")
+    secret = env_secret(f"{prefix}_CLIENT_SECRET")
+    return [{"client_id": client_id, "secret": secret, **extra}] if client_id and secret else []
+
+
+# A provider's button shows when its app is configured here or as a SocialApp in the admin.
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "APPS": social_apps("GOOGLE"),
+        "SCOPE": ["openid", "profile", "email"],
+        "AUTH_PARAMS": {"access_type": "online"},
+        "OAUTH_PKCE_ENABLED": True,
+    },
+    "github": {"APPS": social_apps("GITHUB"), "SCOPE": ["read:user", "user:email"]},
+    "microsoft": {
+        "APPS": social_apps("MICROSOFT", settings={"tenant": env.str("MICROSOFT_TENANT", default="common")}),
+    },
+    "openid_connect": {
+        "APPS": social_apps(
+            "LINKEDIN",
+            provider_id="linkedin",
+            name="LinkedIn",
+            settings={"server_url": "https://www.linkedin.com/oauth", "token_auth_method": "client_secret_post"},
+        ),
+    },
+}
+
 # --- REST framework and the service API ----------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -238,6 +293,16 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 DJSTRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
+# Billing (owned by the billing app): PayPal Orders v2, quotes and the demo sandbox.
+# The sandbox provider works only while DEBUG is on and neither Stripe nor PayPal is configured.
+PAYPAL_CLIENT_ID = env.str("PAYPAL_CLIENT_ID", default="")
+PAYPAL_CLIENT_SECRET = env_secret("PAYPAL_CLIENT_SECRET")
+PAYPAL_WEBHOOK_ID = env.str("PAYPAL_WEBHOOK_ID", default="")
+PAYPAL_API_BASE = env.str("PAYPAL_API_BASE", default="https://api-m.sandbox.paypal.com")
+PAYPAL_TIMEOUT_SECONDS = env.float("PAYPAL_TIMEOUT_SECONDS", default=15.0)
+BILLING_QUOTE_TTL_MINUTES = env.int("BILLING_QUOTE_TTL_MINUTES", default=30)
+BILLING_MIN_CUSTOM_CREDITS = env.int("BILLING_MIN_CUSTOM_CREDITS", default=10)
+BILLING_MAX_CUSTOM_CREDITS = env.int("BILLING_MAX_CUSTOM_CREDITS", default=1_000_000)
 
 # --- Email -----------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Creditdesk <no-reply@creditdesk.local>")

@@ -1,0 +1,127 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import Invitation, LoginLockout, Membership, Organization, User
+from accounts.services import clear_lockout
+
+# The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the portal.
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Creditdesk administration"
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "full_name", "organization", "is_staff", "is_service", "is_active", "date_joined"]
+    list_filter = ["is_staff", "is_superuser", "is_service", "is_active", "groups"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Profile", {"fields": ["full_name"]}),
+        (
+            "Permissions",
+            {"fields": ["is_active", "is_staff", "is_superuser", "is_service", "groups", "user_permissions"]},
+        ),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("membership__organization")
+
+    @admin.display(description="Organization")
+    def organization(self, obj: User) -> str:
+        membership = getattr(obj, "membership", None)
+        return membership.organization.name if membership else "-"
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "plan", "is_active", "require_mfa", "created_at"]
+    list_filter = ["is_active", "require_mfa", "plan"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["created_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "organization__name", "organization__slug"]
+    raw_id_fields = ["user", "organization"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "invited_by", "created_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "organization__name"]
+    raw_id_fields = ["organization", "invited_by", "accepted_by"]
+    readonly_fields = ["created_at", "accepted_at", "accepted_by", "revoked_at"]
+
+
+class ActiveLockoutFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Locked now"), ("past", "Expired or cleared")]
+
+    def queryset(self, request, queryset):
+        active = Q(cleared_at__isnull=True, locked_until__gt=timezone.now())
+        if self.value() == "active":
+            return queryset.filter(active)
+        if self.value() == "past":
+            return queryset.exclude(active)
+        return queryset
+
+
+@admin.register(LoginLockout)
+class LoginLockoutAdmin(admin.ModelAdmin):
+    """Lock-outs after failed log-ins; "Clear" deletes allauth's counters so the person can log in now."""
+
+    list_display = [
+        "email",
+        "scope",
+        "ip_address",
+        "locked_at",
+        "locked_until",
+        "locked_now",
+        "cleared_at",
+        "cleared_by",
+    ]
+    list_filter = [ActiveLockoutFilter, "scope"]
+    search_fields = ["email", "ip_address"]
+    readonly_fields = [f.name for f in LoginLockout._meta.fields]
+    actions = ["clear_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Locked now")
+    def locked_now(self, obj: LoginLockout) -> bool:
+        return obj.is_active
+
+    @admin.action(description="Clear selected lock-outs (allow log-in again)", permissions=["change"])
+    def clear_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = 0
+        for lockout in queryset:
+            clear_lockout(lockout=lockout, actor=request.user)
+            count += 1
+        self.message_user(request, f"Cleared {count} lock-out(s).", messages.SUCCESS)
