@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apikeys.api import ApiKeyVerifyApi
+
+urlpatterns = [
+    path("keys/verify", ApiKeyVerifyApi.as_view(), name="api-keys-verify"),
+]

@@ -36,3 +36,7 @@ class ServiceNameTaken(ApplicationError):
 
 class InvalidServiceName(ValidationFailed):
     default_message = "A service name is 1 to 64 characters of a-z, 0-9, '.', '_' and '-'."
+
+
+class NotAServiceAccount(ValidationFailed):
+    default_message = "Only service accounts have service tokens."

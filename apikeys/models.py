@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import User
+
 KEY_PREFIX = "cdk_live_"
 VISIBLE_PREFIX_LENGTH = 12
 
@@ -72,3 +74,18 @@ class ApiKey(models.Model):
         if self.status == self.Status.ACTIVE and self.expires_at and self.expires_at <= (now or timezone.now()):
             return self.Status.EXPIRED
         return self.status
+
+
+class ServiceAccountManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(is_service=True)
+
+
+class ServiceAccount(User):
+    """The public query API's identities (users with `is_service`), for the admin."""
+
+    objects = ServiceAccountManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "service account"

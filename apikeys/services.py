@@ -6,12 +6,23 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db import transaction
+from django.contrib.auth.models import Permission
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
-from accounts.models import Membership, Organization
-from apikeys.errors import ApiKeyLimitReached, ExpiryInPast, InvalidKeyName, InvalidScopes, NotAMember
+from accounts.models import Membership, Organization, User
+from apikeys.errors import (
+    ApiKeyLimitReached,
+    ExpiryInPast,
+    InvalidKeyName,
+    InvalidScopes,
+    InvalidServiceName,
+    NotAMember,
+    NotAServiceAccount,
+    ServiceNameTaken,
+)
 from apikeys.models import KEY_PREFIX, VISIBLE_PREFIX_LENGTH, ApiKey, hash_key
 from core.audit import record_audit
 from core.outbox import record_changes
@@ -83,7 +94,7 @@ def issue_api_key(
         raise NotAMember()
 
     # Lock the organization so two concurrent requests cannot both take the last free slot.
-    locked = Organization.objects.select_for_update().select_related("plan").get(pk=organization.pk)
+    locked = Organization.objects.select_for_update(of=("self",)).select_related("plan").get(pk=organization.pk)
     limit = locked.plan.max_api_keys
     if limit is not None and count_active_keys(organization=locked, now=now) >= limit:
         raise ApiKeyLimitReached(
@@ -158,3 +169,71 @@ def expire_api_keys(*, now: datetime | None = None, limit: int = 5000) -> list[i
     ApiKey.objects.filter(pk__in=ids, status=ApiKey.Status.ACTIVE).update(status=ApiKey.Status.EXPIRED)
     record_changes("key", ids)
     return ids
+
+
+# --- Service accounts (the public query API's identities) ------------------------------------
+
+SERVICE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+SERVICE_EMAIL_DOMAIN = "service.creditdesk.invalid"
+# What a service account may do; a permission whose app does not define it yet is skipped.
+SERVICE_PERMISSIONS = ("apikeys.verify_api_key", "usage.report_usage")
+
+
+def service_email(name: str) -> str:
+    return f"{name}@{SERVICE_EMAIL_DOMAIN}"
+
+
+def grant_service_permissions(user) -> list[str]:
+    granted = []
+    for perm in SERVICE_PERMISSIONS:
+        app_label, codename = perm.split(".", 1)
+        permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+        if permission is not None:
+            user.user_permissions.add(permission)
+            granted.append(perm)
+    return granted
+
+
+@transaction.atomic
+def create_service_account(*, name: str, actor=None):
+    """A user flagged `is_service` with a DRF token and the service permissions; returns (user, token key).
+
+    The name is 1 to 64 characters of a-z, 0-9, '.', '_' and '-'; a name already used fails.
+    """
+    name = (name or "").strip().lower()
+    if not SERVICE_NAME_PATTERN.match(name):
+        raise InvalidServiceName()
+    email = service_email(name)
+    if User.objects.filter(email__iexact=email).exists():
+        raise ServiceNameTaken(f"A service account named {name!r} already exists.")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=None, full_name=name, is_service=True)
+    except IntegrityError as exc:
+        raise ServiceNameTaken(f"A service account named {name!r} already exists.") from exc
+    permissions = grant_service_permissions(user)
+    token = Token.objects.create(user=user)
+    record_audit(
+        event="service_account.created", actor=actor, target=f"user:{user.pk}", new={"name": name, "perms": permissions}
+    )
+    return user, token.key
+
+
+@transaction.atomic
+def rotate_service_token(*, user, actor=None) -> str:
+    """Replace the service account's token (the old one stops within SERVICE_TOKEN_CACHE_SECONDS)."""
+    if not user.is_service:
+        raise NotAServiceAccount()
+    Token.objects.filter(user=user).delete()
+    token = Token.objects.create(user=user)
+    record_audit(event="service_token.rotated", actor=actor, target=f"user:{user.pk}")
+    return token.key
+
+
+@transaction.atomic
+def revoke_service_token(*, user, actor=None) -> bool:
+    """Delete the service account's token; True if there was one."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    if deleted:
+        record_audit(event="service_token.revoked", actor=actor, target=f"user:{user.pk}")
+    return bool(deleted)

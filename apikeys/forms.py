@@ -1,0 +1,33 @@
+from datetime import UTC
+
+from django import forms
+from django.utils import timezone
+
+from apikeys.services import NAME_MAX_LENGTH
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=NAME_MAX_LENGTH, help_text="To tell your keys apart, e.g. “production server”.")
+    scopes = forms.CharField(
+        required=False,
+        initial="query",
+        max_length=500,
+        help_text="Comma-separated; names of a-z, 0-9, ':', '_' and '-'. Empty: query.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires at (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        help_text="Optional. The key stops working at this time.",
+    )
+
+    def clean_expires_at(self):
+        value = self.cleaned_data.get("expires_at")
+        if value is None:
+            return None
+        if timezone.is_naive(value):
+            value = value.replace(tzinfo=UTC)
+        if value <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return value
