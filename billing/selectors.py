@@ -1,7 +1,16 @@
 """Reads shared by billing's pages, API and commands."""
 
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.http import HttpRequest
+from django.utils import timezone
+
 from accounts.models import Organization
-from billing.models import Plan
+from accounts.scoping import get_object_for_request, get_request_organization
+from billing.models import BulkDiscountTier, CreditPackage, Dispute, Plan, Purchase, Subscription
+from credits.models import Account, Entry
 
 
 def get_plan_for_organization(*, organization: Organization) -> Plan:
@@ -9,9 +18,85 @@ def get_plan_for_organization(*, organization: Organization) -> Plan:
     return Plan.objects.get(code=organization.plan_id)
 
 
-def get_active_plan(*, code: str) -> Plan | None:
-    return Plan.objects.filter(code=code, is_active=True).first()
-
-
 def list_active_plans() -> list[Plan]:
     return list(Plan.objects.filter(is_active=True))
+
+
+def list_active_packages() -> list[CreditPackage]:
+    return list(CreditPackage.objects.filter(active=True))
+
+
+def list_bulk_tiers() -> list[BulkDiscountTier]:
+    return list(BulkDiscountTier.objects.all())
+
+
+def get_subscription(*, organization: Organization) -> Subscription | None:
+    return Subscription.objects.select_related("plan").filter(organization=organization).first()
+
+
+def list_purchases_for_request(request: HttpRequest) -> QuerySet[Purchase]:
+    """The request's organization's purchases, newest first (pending ones that never completed left out)."""
+    organization = get_request_organization(request)
+    return (
+        Purchase.objects.filter(organization=organization)
+        .exclude(status__in=[Purchase.Status.PENDING, Purchase.Status.EXPIRED])
+        .select_related("plan", "quote")
+        .prefetch_related("disputes")
+    )
+
+
+def get_purchase_for_request(request: HttpRequest, purchase_id: int) -> Purchase:
+    """One purchase of the request's organization, else 404 (staff: any)."""
+    return get_object_for_request(
+        request, Purchase.objects.select_related("organization", "plan", "quote", "quote__promotion"), pk=purchase_id
+    )
+
+
+def list_open_disputes(*, organization: Organization) -> QuerySet[Dispute]:
+    return Dispute.objects.filter(organization=organization, status=Dispute.Status.OPEN)
+
+
+@dataclass(frozen=True)
+class CreditSummary:
+    balance: int
+    status: str
+    days: int
+    purchased: int
+    subscription: int
+    promotions: int
+    spent: int
+    refunded: int
+    other: int
+    usage_events: int
+    purchases_total: str
+
+
+def get_credit_summary(*, organization: Organization, days: int = 30) -> CreditSummary:
+    """Credits in and out of the wallet over the last `days`, by kind (one aggregate query on entries)."""
+    wallet = Account.objects.get(organization=organization)
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        Entry.objects.filter(account=wallet, created_at__gte=since)
+        .values("transaction__kind")
+        .annotate(total=Sum("amount"), count=Count("id"))
+    )
+    by_kind = {row["transaction__kind"]: (row["total"] or 0, row["count"]) for row in rows}
+    known = {"purchase", "subscription_grant", "promotion", "usage", "refund"}
+    other = sum(total for kind, (total, _) in by_kind.items() if kind not in known)
+    money = Purchase.objects.filter(
+        organization=organization, completed_at__gte=since, status__in=["completed", "partially_refunded", "refunded"]
+    ).aggregate(total=Sum("amount"), refunded=Sum("refunded_amount", filter=Q(refunded_amount__gt=0)))
+    paid = (money["total"] or 0) - (money["refunded"] or 0)
+    return CreditSummary(
+        balance=wallet.balance,
+        status=wallet.status,
+        days=days,
+        purchased=by_kind.get("purchase", (0, 0))[0],
+        subscription=by_kind.get("subscription_grant", (0, 0))[0],
+        promotions=by_kind.get("promotion", (0, 0))[0],
+        spent=-by_kind.get("usage", (0, 0))[0],
+        refunded=-by_kind.get("refund", (0, 0))[0],
+        other=other,
+        usage_events=by_kind.get("usage", (0, 0))[1],
+        purchases_total=f"{paid:.2f}",
+    )

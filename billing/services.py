@@ -1,15 +1,75 @@
-"""Billing's writes: plan changes, quotes, purchases and the grants that payments trigger."""
+"""Billing's writes: plan changes, quotes, purchases, subscriptions, refunds and disputes.
 
+Money in becomes credits in exactly one place, `complete_purchase`: it locks the purchase
+row, grants the credits of OUR stored quote (never what a client or a provider's metadata
+claims) with the provider's idempotency key, and marks the purchase completed. Whatever
+order and however often Stripe, PayPal or a customer's browser report a payment, the
+second report finds the purchase completed (or the ledger key used) and grants nothing.
+
+Calls to Stripe and PayPal never run inside a database transaction: a purchase is first
+reserved (committed), then the provider is called, then the provider's reference is stored.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from accounts.models import Organization
-from billing.errors import UnknownPlan
-from billing.models import Plan
+from billing import pricing
+from billing.errors import (
+    AmountTooSmall,
+    DisputeAlreadyOpen,
+    DisputeNotOpen,
+    InvalidCreditAmount,
+    NoSubscription,
+    PaymentNotRecorded,
+    PromotionAlreadyRedeemed,
+    PromotionExhausted,
+    PromotionInvalid,
+    PromotionNotActive,
+    ProviderUnavailable,
+    PurchaseNotFound,
+    QuoteExpired,
+    QuoteNotFound,
+    QuoteUsed,
+    SandboxDisabled,
+    UnknownPackage,
+    UnknownPlan,
+)
+from billing.models import (
+    BulkDiscountTier,
+    CreditPackage,
+    Dispute,
+    Plan,
+    Promotion,
+    PromotionRedemption,
+    Provider,
+    Purchase,
+    Quote,
+    Subscription,
+)
 from core.audit import record_audit
+from core.effects import delay_on_commit
 from core.outbox import record_changes
 from credits import services as credit_services
+from credits import system_accounts
+from credits.models import Transaction
+from credits.selectors import get_balance
+
+logger = logging.getLogger(__name__)
+
+MIN_CARD_TOTAL = Decimal("0.50")
+
+
+# --- Plans ---------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -40,3 +100,894 @@ def change_plan(*, organization: Organization, plan_code: str, actor: Any = None
         new={"plan": plan.code},
     )
     return organization
+
+
+# --- Providers -------------------------------------------------------------------------
+
+
+def stripe_configured() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
+def paypal_configured() -> bool:
+    return bool(settings.PAYPAL_CLIENT_ID and settings.PAYPAL_CLIENT_SECRET)
+
+
+def sandbox_allowed() -> bool:
+    """The demo provider: only with DEBUG on and no real payment provider configured."""
+    return bool(settings.DEBUG) and not stripe_configured() and not paypal_configured()
+
+
+def available_providers() -> list[str]:
+    providers = []
+    if stripe_configured():
+        providers.append(Provider.STRIPE.value)
+    if paypal_configured():
+        providers.append(Provider.PAYPAL.value)
+    if sandbox_allowed():
+        providers.append(Provider.SANDBOX.value)
+    return providers
+
+
+def ensure_provider(provider: str) -> None:
+    if provider == Provider.SANDBOX:
+        if not sandbox_allowed():
+            raise SandboxDisabled()
+    elif provider == Provider.STRIPE:
+        if not stripe_configured():
+            raise ProviderUnavailable("Stripe is not configured on this server.")
+    elif provider == Provider.PAYPAL:
+        if not paypal_configured():
+            raise ProviderUnavailable("PayPal is not configured on this server.")
+    else:
+        raise ProviderUnavailable(f"Unknown payment provider {provider!r}.")
+
+
+# --- Quotes ----------------------------------------------------------------------------
+
+
+def find_promotion(code: str) -> Promotion:
+    promotion = Promotion.objects.filter(code__iexact=code.strip()).first()
+    if promotion is None:
+        raise PromotionInvalid(f"The promotion code {code.strip()!r} does not exist.")
+    return promotion
+
+
+def check_promotion(*, promotion: Promotion, organization: Organization, now=None) -> None:
+    """Raise unless the organization may redeem the promotion now."""
+    now = now or timezone.now()
+    if not promotion.active or now < promotion.starts_at or (promotion.ends_at and now >= promotion.ends_at):
+        raise PromotionNotActive(f"The promotion code {promotion.code} is not valid at this time.")
+    if PromotionRedemption.objects.filter(promotion=promotion, organization=organization).exists():
+        raise PromotionAlreadyRedeemed()
+    if (
+        promotion.max_redemptions is not None
+        and PromotionRedemption.objects.filter(promotion=promotion).count() >= promotion.max_redemptions
+    ):
+        raise PromotionExhausted()
+
+
+def price_for(
+    *, organization: Organization, credits: int, package: CreditPackage | None, promotion: Promotion | None
+) -> pricing.Breakdown:
+    plan = organization.plan
+    tiers = [pricing.TierRule(t.min_credits, t.percent) for t in BulkDiscountTier.objects.all()]
+    promo = (
+        pricing.PromotionRule(promotion.code.upper(), promotion.percent_off, promotion.bonus_credits)
+        if promotion
+        else None
+    )
+    return pricing.compute_breakdown(
+        credits=credits,
+        base_rate=Decimal(settings.CREDIT_BASE_RATE),
+        package_price=package.price if package else None,
+        tiers=tiers,
+        plan_name=plan.name,
+        subscriber_percent=plan.subscriber_discount_percent,
+        promotion=promo,
+    )
+
+
+def create_quote(
+    *,
+    organization: Organization,
+    credits: int | None = None,
+    package_id: int | None = None,
+    promo_code: str | None = None,
+    actor: Any = None,
+) -> Quote:
+    """Price `credits` (or the pack `package_id`) for the organization and keep the price for 30 minutes."""
+    package = None
+    if package_id is not None:
+        package = CreditPackage.objects.filter(pk=package_id, active=True).first()
+        if package is None:
+            raise UnknownPackage()
+        credits = package.credits
+    elif (
+        not isinstance(credits, int)
+        or isinstance(credits, bool)
+        or not settings.BILLING_MIN_CUSTOM_CREDITS <= credits <= settings.BILLING_MAX_CUSTOM_CREDITS
+    ):
+        raise InvalidCreditAmount(
+            f"Buy from {settings.BILLING_MIN_CUSTOM_CREDITS:,} to {settings.BILLING_MAX_CUSTOM_CREDITS:,} credits."
+        )
+    promotion = None
+    if promo_code and promo_code.strip():
+        promotion = find_promotion(promo_code)
+        check_promotion(promotion=promotion, organization=organization)
+    organization = Organization.objects.select_related("plan").get(pk=organization.pk)
+    breakdown = price_for(organization=organization, credits=credits, package=package, promotion=promotion)
+    now = timezone.now()
+    return Quote.objects.create(
+        organization=organization,
+        created_by=actor if getattr(actor, "pk", None) else None,
+        package=package,
+        promotion=promotion,
+        credits=breakdown.credits,
+        bonus_credits=breakdown.bonus_credits,
+        subtotal=breakdown.subtotal,
+        discounts=breakdown.discounts,
+        total=breakdown.total,
+        currency=settings.CURRENCY,
+        created_at=now,
+        expires_at=now + timedelta(minutes=settings.BILLING_QUOTE_TTL_MINUTES),
+    )
+
+
+# --- Purchases -------------------------------------------------------------------------
+
+
+@dataclass
+class PurchaseStart:
+    purchase: Purchase
+    checkout_url: str | None = None
+    remaining_credits: int | None = None
+
+
+def _reserve_purchase(*, organization: Organization, quote_id: Any, provider: str, actor: Any) -> Purchase:
+    """Turn an open quote into a pending purchase (one per quote) and reserve its promotion."""
+    try:
+        quote_uuid = uuid.UUID(str(quote_id))
+    except ValueError as exc:
+        raise QuoteNotFound() from exc
+    quote = Quote.objects.select_for_update().filter(pk=quote_uuid, organization=organization).first()
+    if quote is None:
+        raise QuoteNotFound()
+    if quote.status != Quote.Status.OPEN:
+        raise QuoteUsed()
+    if quote.is_expired():
+        raise QuoteExpired()
+    if provider != Provider.SANDBOX and quote.total < MIN_CARD_TOTAL:
+        raise AmountTooSmall()
+    purchase = Purchase.objects.create(
+        organization=organization,
+        kind=Purchase.Kind.CREDITS,
+        provider=provider,
+        quote=quote,
+        credits=quote.total_credits,
+        amount=quote.total,
+        currency=quote.currency,
+        provider_reference=f"pending:{uuid.uuid4()}",
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    if quote.promotion_id:
+        promotion = Promotion.objects.select_for_update().get(pk=quote.promotion_id)
+        check_promotion(promotion=promotion, organization=organization)
+        try:
+            with transaction.atomic():
+                PromotionRedemption.objects.create(promotion=promotion, organization=organization, purchase=purchase)
+        except IntegrityError as exc:
+            raise PromotionAlreadyRedeemed() from exc
+    quote.status = Quote.Status.USED
+    quote.save(update_fields=["status"])
+    return purchase
+
+
+@transaction.atomic
+def _set_provider_reference(*, purchase_id: int, reference: str) -> None:
+    Purchase.objects.filter(pk=purchase_id).update(provider_reference=reference)
+
+
+@transaction.atomic
+def release_purchase(*, purchase_id: int, status: str, note: str = "") -> Purchase | None:
+    """A pending purchase that will not be paid (checkout expired or failed): free its promotion."""
+    purchase = Purchase.objects.select_for_update().filter(pk=purchase_id).first()
+    if purchase is None or purchase.status != Purchase.Status.PENDING:
+        return purchase
+    purchase.status = status
+    purchase.note = note[:500]
+    purchase.save(update_fields=["status", "note"])
+    PromotionRedemption.objects.filter(purchase=purchase).delete()
+    return purchase
+
+
+def start_purchase(*, organization: Organization, quote_id: Any, provider: str, actor: Any = None) -> PurchaseStart:
+    """Start paying a quote: a checkout URL for Stripe and PayPal, an instant grant for the sandbox."""
+    ensure_provider(provider)
+    if provider == Provider.SANDBOX:
+        with transaction.atomic():
+            purchase = _reserve_purchase(organization=organization, quote_id=quote_id, provider=provider, actor=actor)
+            purchase.provider_reference = f"sandbox_{uuid.uuid4().hex}"
+            purchase.save(update_fields=["provider_reference"])
+            purchase = complete_purchase(
+                purchase_id=purchase.pk,
+                payment_id=purchase.provider_reference,
+                amount_paid=purchase.amount,
+                currency=purchase.currency,
+                idempotency_key=f"sandbox:purchase:{purchase.pk}",
+            )
+        return PurchaseStart(purchase=purchase, remaining_credits=get_balance(organization_id=organization.pk))
+
+    with transaction.atomic():
+        purchase = _reserve_purchase(organization=organization, quote_id=quote_id, provider=provider, actor=actor)
+    try:
+        if provider == Provider.STRIPE:
+            from billing import stripe_gateway
+
+            reference, url = stripe_gateway.create_purchase_checkout(purchase=purchase)
+        else:
+            from billing import paypal
+
+            reference, url = paypal.create_order(purchase=purchase)
+    except Exception:
+        release_purchase(purchase_id=purchase.pk, status=Purchase.Status.FAILED, note="The provider call failed.")
+        raise
+    _set_provider_reference(purchase_id=purchase.pk, reference=reference)
+    purchase.provider_reference = reference
+    return PurchaseStart(purchase=purchase, checkout_url=url)
+
+
+@transaction.atomic
+def complete_purchase(
+    *,
+    purchase_id: int,
+    payment_id: str,
+    amount_paid: Decimal,
+    currency: str,
+    idempotency_key: str,
+) -> Purchase:
+    """Grant a paid purchase's credits, exactly once.
+
+    The purchase row is locked, so concurrent reports of one payment (a webhook and the
+    customer's return, a retried delivery) queue here; the later ones find it completed.
+    A payment whose amount or currency differs from our price grants nothing and is marked
+    failed for staff to look at.
+    """
+    purchase = Purchase.objects.select_for_update().select_related("quote", "organization").get(pk=purchase_id)
+    if purchase.completed_at is not None:
+        return purchase
+    if money_differs(amount_paid, purchase.amount) or (currency or "").lower() != purchase.currency:
+        purchase.status = Purchase.Status.FAILED
+        purchase.note = f"Paid {amount_paid} {currency}, expected {purchase.amount} {purchase.currency}: not granted."
+        purchase.provider_payment_id = payment_id
+        purchase.save(update_fields=["status", "note", "provider_payment_id"])
+        logger.error("purchase %s: payment %s amount mismatch", purchase.pk, payment_id)
+        return purchase
+    quote = purchase.quote
+    source = system_accounts.PURCHASE_BY_PROVIDER[purchase.provider]
+    purchased = quote.credits if quote else purchase.credits
+    metadata = {"purchaseId": purchase.pk, "provider": purchase.provider, "paymentId": payment_id}
+    if quote:
+        metadata["quoteId"] = str(quote.pk)
+    txn = credit_services.grant_credits(
+        organization=purchase.organization,
+        amount=purchased,
+        source=source,
+        kind=Transaction.Kind.PURCHASE,
+        reason=f"Purchase #{purchase.pk}: {purchased:,} credits",
+        idempotency_key=idempotency_key,
+        metadata=metadata,
+    )
+    if quote and quote.bonus_credits:
+        credit_services.grant_credits(
+            organization=purchase.organization,
+            amount=quote.bonus_credits,
+            source=system_accounts.PROMOTION_GRANTS,
+            kind=Transaction.Kind.PROMOTION,
+            reason=f"Purchase #{purchase.pk}: promotion bonus",
+            idempotency_key=f"{idempotency_key}:bonus",
+            metadata=metadata,
+        )
+    purchase.status = Purchase.Status.COMPLETED
+    purchase.completed_at = timezone.now()
+    purchase.provider_payment_id = payment_id
+    purchase.ledger_transaction = txn
+    purchase.save(update_fields=["status", "completed_at", "provider_payment_id", "ledger_transaction"])
+    from billing import tasks
+
+    delay_on_commit(tasks.send_payment_confirmation, purchase.pk)
+    return purchase
+
+
+def money_differs(paid: Decimal, expected: Decimal) -> bool:
+    return pricing.money(Decimal(paid)) != pricing.money(Decimal(expected))
+
+
+# --- Stripe events (called by the dj-stripe receivers, inside their transaction) ---------
+
+
+def _stripe_id(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+def _from_timestamp(value: Any, tz=UTC) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=tz)
+
+
+def _cents(value: Any) -> Decimal:
+    return (Decimal(int(value or 0)) / 100).quantize(pricing.CENT)
+
+
+@transaction.atomic
+def record_stripe_checkout_completed(*, session: dict) -> Purchase | Subscription | None:
+    """`checkout.session.completed`: a paid one-off purchase, or a new subscription."""
+    if session.get("mode") == "subscription":
+        return _record_subscription_checkout(session=session)
+    if session.get("payment_status") not in {"paid", "no_payment_required"}:
+        return None  # asynchronous payment methods: `checkout.session.async_payment_succeeded` follows
+    purchase = _purchase_for_session(session)
+    return complete_purchase(
+        purchase_id=purchase.pk,
+        payment_id=_stripe_id(session.get("payment_intent")) or session["id"],
+        amount_paid=_cents(session.get("amount_total")),
+        currency=session.get("currency") or "",
+        idempotency_key=f"stripe:checkout:{session['id']}",
+    )
+
+
+def _purchase_for_session(session: dict) -> Purchase:
+    purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=session["id"]).first()
+    if purchase is None:
+        # The session was created but its id not yet stored (the customer paid within
+        # milliseconds); our purchase id is in the metadata we set, and only used to find it.
+        purchase_id = (session.get("metadata") or {}).get("purchase_id")
+        purchase = (
+            Purchase.objects.filter(
+                pk=int(purchase_id), provider=Provider.STRIPE, provider_reference__startswith="pending:"
+            ).first()
+            if str(purchase_id or "").isdigit()
+            else None
+        )
+        if purchase is None:
+            raise PaymentNotRecorded(f"No purchase for Checkout Session {session['id']}.")
+        Purchase.objects.filter(pk=purchase.pk).update(provider_reference=session["id"])
+    return purchase
+
+
+@transaction.atomic
+def record_stripe_checkout_expired(*, session: dict) -> None:
+    purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=session.get("id")).first()
+    if purchase is not None:
+        release_purchase(purchase_id=purchase.pk, status=Purchase.Status.EXPIRED, note="Checkout expired.")
+
+
+def _record_subscription_checkout(*, session: dict) -> Subscription | None:
+    metadata = session.get("metadata") or {}
+    organization = _organization_from(session.get("client_reference_id") or metadata.get("organization_id"))
+    plan = Plan.objects.filter(code=metadata.get("plan", "")).first()
+    if organization is None or plan is None:
+        logger.warning("subscription checkout %s without our organization or plan", session.get("id"))
+        return None
+    return _upsert_subscription(
+        organization=organization,
+        plan=plan,
+        stripe_subscription_id=_stripe_id(session.get("subscription")),
+        stripe_customer_id=_stripe_id(session.get("customer")),
+        status=Subscription.Status.ACTIVE,
+    )
+
+
+def _organization_from(value: Any) -> Organization | None:
+    text = str(value or "")
+    return Organization.objects.filter(pk=int(text)).first() if text.isdigit() else None
+
+
+def _upsert_subscription(
+    *,
+    organization: Organization,
+    plan: Plan,
+    stripe_subscription_id: str,
+    stripe_customer_id: str = "",
+    status: str | None = None,
+    current_period_end=None,
+    cancel_at_period_end: bool | None = None,
+) -> Subscription:
+    subscription, _ = Subscription.objects.select_for_update().get_or_create(
+        organization=organization,
+        defaults={"plan": plan, "provider": Provider.STRIPE, "stripe_subscription_id": stripe_subscription_id or None},
+    )
+    old_plan = subscription.plan_id
+    subscription.plan = plan
+    subscription.provider = Provider.STRIPE
+    if stripe_subscription_id:
+        subscription.stripe_subscription_id = stripe_subscription_id
+    if stripe_customer_id:
+        subscription.stripe_customer_id = stripe_customer_id
+    if status:
+        subscription.status = status
+    if current_period_end is not None:
+        subscription.current_period_end = current_period_end
+    if cancel_at_period_end is not None:
+        subscription.cancel_at_period_end = cancel_at_period_end
+    subscription.save()
+    if subscription.is_live:
+        change_plan(organization=organization, plan_code=plan.code)
+    elif subscription.status == Subscription.Status.CANCELED and old_plan:
+        change_plan(organization=organization, plan_code="free")
+    return subscription
+
+
+def _invoice_subscription_details(invoice: dict) -> tuple[str, dict]:
+    """The subscription id and its metadata, from the current (`parent`) or the older invoice shape."""
+    parent = (invoice.get("parent") or {}).get("subscription_details") or {}
+    subscription_id = _stripe_id(parent.get("subscription")) or _stripe_id(invoice.get("subscription"))
+    metadata = parent.get("metadata") or (invoice.get("subscription_details") or {}).get("metadata") or {}
+    return subscription_id, metadata
+
+
+def _invoice_price_ids(invoice: dict) -> list[str]:
+    ids = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        price = ((line.get("pricing") or {}).get("price_details") or {}).get("price") or line.get("price")
+        if _stripe_id(price):
+            ids.append(_stripe_id(price))
+    return ids
+
+
+@transaction.atomic
+def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
+    """`invoice.paid`: grant the period's credits of the subscribed plan, once per invoice."""
+    subscription_id, metadata = _invoice_subscription_details(invoice)
+    if not subscription_id:
+        return None
+    subscription = Subscription.objects.filter(stripe_subscription_id=subscription_id).first()
+    organization = subscription.organization if subscription else _organization_from(metadata.get("organization_id"))
+    if organization is None:
+        raise PaymentNotRecorded(f"No organization for subscription {subscription_id}.")
+    price_ids = _invoice_price_ids(invoice)
+    plan = (
+        Plan.objects.filter(stripe_price_id__in=price_ids)
+        .exclude(stripe_price_id="")
+        .order_by("-monthly_price")
+        .first()
+        or Plan.objects.filter(code=metadata.get("plan", "")).first()
+        or (subscription.plan if subscription else None)
+    )
+    if plan is None:
+        raise PaymentNotRecorded(f"No plan for invoice {invoice.get('id')}.")
+    period_end = None
+    lines = (invoice.get("lines") or {}).get("data") or []
+    if lines and (lines[0].get("period") or {}).get("end"):
+        period_end = _from_timestamp(int(lines[0]["period"]["end"]))
+    _upsert_subscription(
+        organization=organization,
+        plan=plan,
+        stripe_subscription_id=subscription_id,
+        stripe_customer_id=_stripe_id(invoice.get("customer")),
+        status=Subscription.Status.ACTIVE,
+        current_period_end=period_end,
+    )
+    amount = _cents(invoice.get("amount_paid"))
+    reason = invoice.get("billing_reason") or ""
+    credits = plan.monthly_credits
+    if reason == "subscription_update":
+        # A mid-period upgrade is invoiced pro rata; its credits are pro rata too.
+        credits = (
+            min(plan.monthly_credits, int(plan.monthly_credits * amount / plan.monthly_price)) if plan.is_paid else 0
+        )
+    purchase, _ = Purchase.objects.get_or_create(
+        provider=Provider.STRIPE,
+        provider_reference=invoice["id"],
+        defaults={
+            "organization": organization,
+            "kind": Purchase.Kind.SUBSCRIPTION,
+            "plan": plan,
+            "credits": credits,
+            "amount": amount,
+            "currency": (invoice.get("currency") or settings.CURRENCY).lower(),
+            "note": reason,
+        },
+    )
+    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+    if purchase.completed_at is not None:
+        return purchase
+    txn = None
+    if purchase.credits > 0:
+        txn = credit_services.grant_credits(
+            organization=organization,
+            amount=purchase.credits,
+            source=system_accounts.SUBSCRIPTION_GRANTS,
+            kind=Transaction.Kind.SUBSCRIPTION_GRANT,
+            reason=f"{plan.name} plan: {purchase.credits:,} credits",
+            idempotency_key=f"stripe:invoice:{invoice['id']}",
+            metadata={"purchaseId": purchase.pk, "invoiceId": invoice["id"], "plan": plan.code},
+        )
+    purchase.status = Purchase.Status.COMPLETED
+    purchase.completed_at = timezone.now()
+    purchase.provider_payment_id = _stripe_id(invoice.get("payment_intent")) or _stripe_id(invoice.get("charge"))
+    purchase.ledger_transaction = txn
+    purchase.save(update_fields=["status", "completed_at", "provider_payment_id", "ledger_transaction"])
+    from billing import tasks
+
+    if reason == "subscription_cycle":
+        delay_on_commit(tasks.send_subscription_renewal, purchase.pk)
+    else:
+        delay_on_commit(tasks.send_payment_confirmation, purchase.pk)
+    return purchase
+
+
+@transaction.atomic
+def record_stripe_subscription(*, subscription: dict, deleted: bool = False) -> Subscription | None:
+    """`customer.subscription.updated` / `.deleted`: status, plan, period end, cancellation."""
+    local = Subscription.objects.filter(stripe_subscription_id=subscription.get("id")).first()
+    metadata = subscription.get("metadata") or {}
+    organization = local.organization if local else _organization_from(metadata.get("organization_id"))
+    if organization is None:
+        logger.info("ignoring Stripe subscription %s that is not ours", subscription.get("id"))
+        return None
+    items = (subscription.get("items") or {}).get("data") or []
+    price_ids = [_stripe_id(item.get("price")) for item in items]
+    plan = (
+        Plan.objects.filter(stripe_price_id__in=[p for p in price_ids if p]).first()
+        or Plan.objects.filter(code=metadata.get("plan", "")).first()
+        or (local.plan if local else None)
+    )
+    if plan is None:
+        return None
+    stripe_status = subscription.get("status")
+    status = {
+        "active": Subscription.Status.ACTIVE,
+        "trialing": Subscription.Status.ACTIVE,
+        "past_due": Subscription.Status.PAST_DUE,
+        "unpaid": Subscription.Status.PAST_DUE,
+        "canceled": Subscription.Status.CANCELED,
+        "incomplete_expired": Subscription.Status.CANCELED,
+    }.get(stripe_status, Subscription.Status.INCOMPLETE)
+    if deleted:
+        status = Subscription.Status.CANCELED
+    period_end = subscription.get("current_period_end") or (items[0].get("current_period_end") if items else None)
+    return _upsert_subscription(
+        organization=organization,
+        plan=plan,
+        stripe_subscription_id=subscription.get("id", ""),
+        stripe_customer_id=_stripe_id(subscription.get("customer")),
+        status=status,
+        current_period_end=_from_timestamp(int(period_end)) if period_end else None,
+        cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
+    )
+
+
+def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Purchase:
+    payment_intent = _stripe_id(charge_or_dispute.get("payment_intent"))
+    invoice = _stripe_id(charge_or_dispute.get("invoice"))
+    purchase = None
+    if payment_intent:
+        purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_payment_id=payment_intent).first()
+    if purchase is None and invoice:
+        purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=invoice).first()
+    if purchase is None or purchase.completed_at is None:
+        # A refund or dispute delivered before the payment's own event: Stripe retries it.
+        raise PaymentNotRecorded(f"No completed purchase for charge {charge_id or payment_intent}.")
+    return purchase
+
+
+@transaction.atomic
+def record_stripe_refund(*, charge: dict) -> Purchase:
+    """`charge.refunded`: take back the refunded share of the purchase's credits.
+
+    The charge's `amount_refunded` is cumulative, so each event brings the reclaimed
+    credits up to `credits x refunded / paid`; an older or repeated event finds nothing left
+    to take. What the customer already spent is taken down to the overdraft limit; the
+    rest is recorded on the purchase (`credits_shortfall`) and in the audit log for staff.
+    """
+    purchase = _purchase_for_charge(charge, charge_id=charge.get("id", ""))
+    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+    paid_cents = int(charge.get("amount") or 0)
+    refunded_cents = min(int(charge.get("amount_refunded") or 0), paid_cents)
+    if paid_cents <= 0 or _cents(refunded_cents) <= purchase.refunded_amount:
+        return purchase
+    target = purchase.credits * refunded_cents // paid_cents
+    already = purchase.credits_reclaimed + purchase.credits_shortfall
+    delta = target - already
+    shortfall = 0
+    if delta > 0:
+        _, shortfall = credit_services.reclaim_credits(
+            organization=purchase.organization,
+            amount=delta,
+            kind=Transaction.Kind.REFUND,
+            source=system_accounts.REFUNDS,
+            reason=f"Refund of purchase #{purchase.pk}",
+            idempotency_key=f"stripe:refund:{charge.get('id')}:{refunded_cents}",
+            metadata={"purchaseId": purchase.pk, "chargeId": charge.get("id")},
+        )
+        purchase.credits_reclaimed += delta - shortfall
+        purchase.credits_shortfall += shortfall
+    purchase.refunded_amount = min(_cents(refunded_cents), purchase.amount)
+    purchase.status = Purchase.Status.REFUNDED if refunded_cents >= paid_cents else Purchase.Status.PARTIALLY_REFUNDED
+    purchase.save(update_fields=["refunded_amount", "status", "credits_reclaimed", "credits_shortfall"])
+    if shortfall:
+        record_audit(
+            event="refund_shortfall",
+            organization=purchase.organization,
+            target=f"purchase:{purchase.pk}",
+            new={"requested": delta, "shortfall": shortfall, "chargeId": charge.get("id")},
+        )
+    return purchase
+
+
+@transaction.atomic
+def record_stripe_dispute(*, dispute: dict) -> Dispute:
+    """`charge.dispute.created`: flag the organization with an open dispute for staff."""
+    existing = Dispute.objects.filter(stripe_dispute_id=dispute["id"]).first()
+    if existing is not None:
+        return existing
+    purchase = _purchase_for_charge(dispute, charge_id=_stripe_id(dispute.get("charge")))
+    try:
+        with transaction.atomic():
+            created = Dispute.objects.create(
+                organization=purchase.organization,
+                purchase=purchase,
+                source=Dispute.Source.STRIPE,
+                stripe_dispute_id=dispute["id"],
+                reason=dispute.get("reason") or "chargeback",
+                amount=_cents(dispute.get("amount")),
+            )
+    except IntegrityError:
+        return Dispute.objects.get(stripe_dispute_id=dispute["id"])
+    record_audit(
+        event="dispute_opened",
+        organization=purchase.organization,
+        target=f"dispute:{created.pk}",
+        new={"source": "stripe", "disputeId": dispute["id"], "purchase": purchase.pk},
+    )
+    return created
+
+
+# --- PayPal ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_paypal_capture(*, order_id: str, capture_id: str, amount: Decimal, currency: str) -> Purchase | None:
+    """A completed PayPal capture, from the customer's return or the webhook, whichever comes first."""
+    purchase = Purchase.objects.filter(provider=Provider.PAYPAL, provider_reference=order_id).first()
+    if purchase is None:
+        logger.warning("PayPal capture %s for unknown order %s", capture_id, order_id)
+        return None
+    return complete_purchase(
+        purchase_id=purchase.pk,
+        payment_id=capture_id,
+        amount_paid=amount,
+        currency=currency,
+        idempotency_key=f"paypal:capture:{capture_id}",
+    )
+
+
+# --- Subscriptions -------------------------------------------------------------------------
+
+
+@dataclass
+class SubscriptionChange:
+    subscription: Subscription | None
+    checkout_url: str | None = None
+
+
+def change_subscription(
+    *, organization: Organization, plan_code: str, provider: str | None = None, actor: Any = None
+) -> SubscriptionChange:
+    """Move the organization to `plan_code`.
+
+    - `free`: a paid subscription is canceled at the end of its period (the plan changes then).
+    - A live Stripe subscription: its price changes with proration (an upgrade is invoiced at
+      once, a downgrade credits the next invoice); quotas and Redis follow at once.
+    - Otherwise Stripe Checkout in subscription mode (the plan changes when it is paid), or,
+      in the demo sandbox, at once with the plan's monthly credits.
+    """
+    plan = Plan.objects.filter(code=plan_code, is_active=True).first() if isinstance(plan_code, str) else None
+    if plan is None:
+        raise UnknownPlan(f"There is no active plan with the code {plan_code!r}.")
+    subscription = Subscription.objects.filter(organization=organization).first()
+    live = subscription if subscription and subscription.is_live else None
+    if not plan.is_paid:
+        if live is not None:
+            return SubscriptionChange(subscription=cancel_subscription(organization=organization, actor=actor))
+        change_plan(organization=organization, plan_code=plan.code, actor=actor)
+        return SubscriptionChange(subscription=subscription)
+    if live is not None and live.provider == Provider.STRIPE:
+        from billing import stripe_gateway
+
+        old_plan = live.plan
+        stripe_gateway.change_subscription_price(
+            subscription=live, plan=plan, upgrade=plan.monthly_price > old_plan.monthly_price
+        )
+        with transaction.atomic():
+            live = Subscription.objects.select_for_update().get(pk=live.pk)
+            live.plan = plan
+            live.cancel_at_period_end = False
+            live.save(update_fields=["plan", "cancel_at_period_end", "updated_at"])
+            change_plan(organization=organization, plan_code=plan.code, actor=actor)
+        return SubscriptionChange(subscription=live)
+    provider = provider or (Provider.STRIPE if stripe_configured() else Provider.SANDBOX)
+    ensure_provider(provider)
+    if provider == Provider.SANDBOX:
+        return SubscriptionChange(subscription=_sandbox_subscribe(organization=organization, plan=plan, actor=actor))
+    if provider != Provider.STRIPE:
+        raise ProviderUnavailable("Subscriptions are paid with Stripe.")
+    if not plan.stripe_price_id:
+        raise ProviderUnavailable(f"The {plan.name} plan has no Stripe price configured.")
+    from billing import stripe_gateway
+
+    url = stripe_gateway.create_subscription_checkout(
+        organization=organization,
+        plan=plan,
+        customer_id=subscription.stripe_customer_id if subscription else "",
+        email=getattr(actor, "email", ""),
+    )
+    return SubscriptionChange(subscription=subscription, checkout_url=url)
+
+
+@transaction.atomic
+def _sandbox_subscribe(*, organization: Organization, plan: Plan, actor: Any) -> Subscription:
+    now = timezone.now()
+    subscription, _ = Subscription.objects.select_for_update().get_or_create(
+        organization=organization, defaults={"plan": plan, "provider": Provider.SANDBOX}
+    )
+    subscription.plan = plan
+    subscription.provider = Provider.SANDBOX
+    subscription.status = Subscription.Status.ACTIVE
+    subscription.cancel_at_period_end = False
+    subscription.current_period_end = now + timedelta(days=30)
+    subscription.save()
+    change_plan(organization=organization, plan_code=plan.code, actor=actor)
+    purchase = Purchase.objects.create(
+        organization=organization,
+        kind=Purchase.Kind.SUBSCRIPTION,
+        provider=Provider.SANDBOX,
+        plan=plan,
+        credits=plan.monthly_credits,
+        amount=plan.monthly_price,
+        provider_reference=f"sandbox_sub_{uuid.uuid4().hex}",
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    txn = None
+    if plan.monthly_credits:
+        txn = credit_services.grant_credits(
+            organization=organization,
+            amount=plan.monthly_credits,
+            source=system_accounts.SUBSCRIPTION_GRANTS,
+            kind=Transaction.Kind.SUBSCRIPTION_GRANT,
+            reason=f"{plan.name} plan: {plan.monthly_credits:,} credits",
+            idempotency_key=f"sandbox:subscription:{purchase.provider_reference}",
+            metadata={"purchaseId": purchase.pk, "plan": plan.code},
+        )
+    Purchase.objects.filter(pk=purchase.pk).update(
+        status=Purchase.Status.COMPLETED, completed_at=now, ledger_transaction=txn
+    )
+    from billing import tasks
+
+    delay_on_commit(tasks.send_payment_confirmation, purchase.pk)
+    return subscription
+
+
+def cancel_subscription(*, organization: Organization, actor: Any = None) -> Subscription:
+    """Cancel at the end of the paid period (Stripe); the demo sandbox has no periods and ends at once."""
+    subscription = Subscription.objects.filter(organization=organization).first()
+    if subscription is None or not subscription.is_live:
+        raise NoSubscription()
+    if subscription.provider == Provider.STRIPE:
+        from billing import stripe_gateway
+
+        stripe_gateway.cancel_subscription_at_period_end(subscription=subscription)
+        with transaction.atomic():
+            Subscription.objects.filter(pk=subscription.pk).update(cancel_at_period_end=True, updated_at=timezone.now())
+            record_audit(
+                event="subscription_cancel_requested",
+                actor=actor,
+                organization=organization,
+                target=f"subscription:{subscription.pk}",
+                new={"cancelAtPeriodEnd": True},
+            )
+        subscription.refresh_from_db()
+        return subscription
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        subscription.status = Subscription.Status.CANCELED
+        subscription.save(update_fields=["status", "updated_at"])
+        change_plan(organization=organization, plan_code="free", actor=actor)
+    return subscription
+
+
+# --- Disputes -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def open_dispute(*, purchase: Purchase, reason: str, actor: Any = None) -> Dispute:
+    """A customer disputes a charge from the portal: an open dispute for staff."""
+    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+    if purchase.completed_at is None:
+        raise PurchaseNotFound("Only a completed payment can be disputed.")
+    if Dispute.objects.filter(purchase=purchase, status=Dispute.Status.OPEN).exists():
+        raise DisputeAlreadyOpen()
+    dispute = Dispute.objects.create(
+        organization=purchase.organization,
+        purchase=purchase,
+        source=Dispute.Source.CUSTOMER,
+        reason=reason.strip()[:2000],
+        amount=purchase.amount,
+        opened_by=actor if getattr(actor, "pk", None) else None,
+    )
+    record_audit(
+        event="dispute_opened",
+        actor=actor,
+        organization=purchase.organization,
+        target=f"dispute:{dispute.pk}",
+        new={"source": "customer", "purchase": purchase.pk},
+    )
+    return dispute
+
+
+@transaction.atomic
+def resolve_dispute(*, dispute: Dispute, resolution: str, refund_credits: int = 0, actor: Any = None) -> Dispute:
+    """Staff close a dispute, optionally giving credits back through the ledger."""
+    dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
+    if dispute.status != Dispute.Status.OPEN:
+        raise DisputeNotOpen()
+    if refund_credits:
+        credit_services.grant_credits(
+            organization=dispute.organization,
+            amount=refund_credits,
+            source=system_accounts.DISPUTES,
+            kind=Transaction.Kind.DISPUTE_REFUND,
+            reason=f"Dispute #{dispute.pk} resolved",
+            idempotency_key=f"dispute:{dispute.pk}:refund",
+            metadata={"disputeId": dispute.pk},
+            actor=actor,
+        )
+    dispute.status = Dispute.Status.RESOLVED
+    dispute.resolution = resolution.strip()
+    dispute.credits_refunded = F("credits_refunded") + refund_credits
+    dispute.resolved_by = actor if getattr(actor, "pk", None) else None
+    dispute.resolved_at = timezone.now()
+    dispute.save()
+    dispute.refresh_from_db()
+    record_audit(
+        event="dispute_resolved",
+        actor=actor,
+        organization=dispute.organization,
+        target=f"dispute:{dispute.pk}",
+        new={"resolution": dispute.resolution, "creditsRefunded": refund_credits},
+    )
+    return dispute
+
+
+# --- Stripe webhook endpoint ----------------------------------------------------------------
+
+
+@transaction.atomic
+def install_stripe_webhook_endpoint(*, secret: str, endpoint_id: str = "we_creditdesk", url: str = ""):
+    """The dj-stripe endpoint row that holds the signing secret; its uuid is in the webhook URL."""
+    from djstripe.models import WebhookEndpoint
+
+    endpoint, _ = WebhookEndpoint.objects.update_or_create(
+        id=endpoint_id,
+        defaults={
+            "secret": secret,
+            "livemode": bool(settings.STRIPE_LIVE_MODE),
+            "enabled_events": [
+                "checkout.session.completed",
+                "checkout.session.async_payment_succeeded",
+                "checkout.session.async_payment_failed",
+                "checkout.session.expired",
+                "invoice.paid",
+                "customer.subscription.created",
+                "customer.subscription.updated",
+                "customer.subscription.deleted",
+                "charge.refunded",
+                "charge.dispute.created",
+            ],
+            "status": "enabled",
+            "url": url or f"{settings.SITE_URL.rstrip('/')}/stripe/webhook/",
+        },
+    )
+    return endpoint
