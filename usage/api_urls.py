@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from usage import api
+
+urlpatterns = [
+    path("usage/report", api.UsageReportApi.as_view(), name="api-usage-report"),
+    path("usage/report/batch", api.UsageReportBatchApi.as_view(), name="api-usage-report-batch"),
+    path("users/<str:user_id>/credits", api.UserCreditsApi.as_view(), name="api-user-credits"),
+    path("usage", api.UsageListApi.as_view(), name="api-usage-list"),
+    path("usage/summary", api.UsageSummaryApi.as_view(), name="api-usage-summary"),
+]

@@ -1,0 +1,393 @@
+"""The ledger side of usage reports: the measured hot path of the whole service.
+
+Every usage report charges the organization's wallet and credits the usage-revenue system
+account with one `usage` Transaction, and records the UsageEvent that points at it, in one
+database transaction. This module is the only code that does so; it keeps every invariant
+of credits.services.post_transaction:
+
+- the entries of the transaction sum to zero (the PostgreSQL deferred trigger checks it
+  at commit) and the wallet entry carries `balance_after`, the usage-revenue entry NULL
+  (system accounts keep no running balance, see credits.models);
+- a debit only happens while the wallet is active and stays within `-overdraft_limit`,
+  checked and written in one conditional UPDATE, so there is no read-then-write race;
+- the wallet's `version` grows by one per posting, `low_credit_alerted` becomes "below the
+  threshold now", and a posting that crosses the threshold queues one alert after commit
+  (credits.services.crossed_low_credit_threshold / schedule_low_credit_alert);
+- an outbox row for the organization is upserted in the same transaction and the Redis
+  push runs after commit (core.outbox).
+
+`post_usage` posts one report. On PostgreSQL it is a single statement (see `_POST_USAGE_SQL`);
+elsewhere it goes through `post_transaction` and the ORM (same rows, same results; the
+tests compare the two). `lock_wallets` and `post_usage_batch` post a batch: one lock per
+wallet for the whole batch and bulk inserts.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from core.effects import on_commit
+from core.outbox import record_changes
+from credits import system_accounts
+from credits.errors import CreditsPaused, InsufficientCredits
+from credits.models import Account, Entry, Transaction
+from credits.selectors import get_system_account
+from credits.services import (
+    Posting,
+    crossed_low_credit_threshold,
+    post_transaction,
+    schedule_low_credit_alert,
+)
+
+
+@dataclass(frozen=True)
+class UsageCharge:
+    """One report to post: who, how much, and the idempotency key and payload fingerprint."""
+
+    organization_id: int
+    wallet_id: int
+    user_id: int
+    api_key_id: int
+    credits: int
+    query_type: str
+    metadata: dict[str, Any] | None
+    idempotency_key: str | None
+    fingerprint: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class PostedUsage:
+    usage_id: int | None
+    transaction_id: uuid.UUID
+    remaining_credits: int
+    recorded_at: datetime
+
+
+class UsageKeyTaken(Exception):
+    """The organization already has a live usage event with this idempotency key (a duplicate)."""
+
+
+# One round trip does the whole posting, and it runs in autocommit: the statement is the
+# transaction, so the wallet's row lock is taken inside it and released by the commit that
+# follows it on the server, never held across a round trip to the application.
+#
+#   w  locks the wallet row and debits it only if it is active and stays within its
+#      overdraft limit (zero rows otherwise: nothing below is written, the caller raises
+#      402/403); version + 1; low_credit_alerted := below the threshold now.
+#   t  the usage Transaction; e its two entries (wallet with balance_after, usage revenue
+#      with NULL), inserted after the lock so a wallet's entry ids follow its balances;
+#   u  the UsageEvent with the balance after it (for exact replays). A live duplicate key
+#      violates usage_event_idempotency_unique and the whole statement rolls back; a
+#      concurrent duplicate waits for the first (row lock, then the unique index).
+#   o  the outbox upsert for the Redis push (clock_timestamp: a stamp per commit).
+#
+# Measured with benchmarks/usage_benchmark.py on the 2-core dev machine (gunicorn,
+# PostgreSQL 15, Redis): the same work as ORM statements in a transaction.atomic() block
+# (post_transaction plus the event insert: BEGIN, four statements, COMMIT) held the hot
+# wallet's lock across five client round trips; this statement answers single reports
+# faster and keeps a hot wallet at the spread rate (figures in benchmarks/README.md).
+_POST_USAGE_SQL = """
+WITH w AS (
+    UPDATE credits_account
+       SET balance = balance - %(credits)s,
+           version = version + 1,
+           updated_at = %(now)s,
+           low_credit_alerted = (low_credit_threshold IS NOT NULL AND balance - %(credits)s < low_credit_threshold)
+     WHERE id = %(wallet_id)s AND kind = 'customer' AND status = 'active'
+       AND balance - %(credits)s >= -overdraft_limit
+    RETURNING balance, version, organization_id, low_credit_threshold
+), t AS (
+    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
+    SELECT %(transaction_id)s, 'usage', NULL, '', %(memo)s, '{}'::jsonb, %(now)s FROM w
+), e AS (
+    INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
+    SELECT %(transaction_id)s, %(wallet_id)s, -%(credits)s, w.balance, %(now)s FROM w
+    UNION ALL
+    SELECT %(transaction_id)s, %(revenue_id)s, %(credits)s, NULL, %(now)s FROM w
+), u AS (
+    INSERT INTO usage_usageevent (
+        organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+        idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
+    )
+    SELECT w.organization_id, %(user_id)s, %(api_key_id)s, %(credits)s, %(query_type)s, %(metadata)s::jsonb,
+           %(idempotency_key)s, TRUE, %(fingerprint)s, %(occurred_at)s, %(now)s, %(transaction_id)s, w.balance
+      FROM w
+    RETURNING id
+), o AS (
+    INSERT INTO core_outboxitem (topic, object_id, changed_at)
+    SELECT 'org', w.organization_id, clock_timestamp() FROM w
+    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at
+)
+SELECT w.balance, w.version, w.organization_id, w.low_credit_threshold, u.id FROM w CROSS JOIN u
+"""
+
+
+def _memo(charge: UsageCharge) -> str:
+    return f"usage: {charge.query_type}"
+
+
+def post_usage(charge: UsageCharge, *, now: datetime | None = None, vendor: str | None = None) -> PostedUsage:
+    """Charge one usage report and record its UsageEvent, in one database transaction.
+
+    Raises CreditsPaused or InsufficientCredits (with `remainingCredits`) and writes
+    nothing when the wallet cannot pay; raises UsageKeyTaken when a live event of the
+    organization already holds `charge.idempotency_key`. `vendor="orm"` forces the
+    portable path (the tests compare both).
+    """
+    now = now or timezone.now()
+    if (vendor or connection.vendor) == "postgresql":
+        return _post_usage_sql(charge, now)
+    return _post_usage_orm(charge, now)
+
+
+def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
+    transaction_id = uuid.uuid4()
+    params = {
+        "wallet_id": charge.wallet_id,
+        "credits": charge.credits,
+        "now": now,
+        "transaction_id": transaction_id,
+        "memo": _memo(charge),
+        "revenue_id": get_system_account(system_accounts.USAGE_REVENUE).pk,
+        "user_id": charge.user_id,
+        "api_key_id": charge.api_key_id,
+        "query_type": charge.query_type,
+        "metadata": None if charge.metadata is None else json.dumps(charge.metadata, ensure_ascii=False),
+        "idempotency_key": charge.idempotency_key,
+        "fingerprint": charge.fingerprint,
+        "occurred_at": charge.occurred_at,
+    }
+    try:
+        if connection.in_atomic_block:
+            # Inside someone else's transaction (seed_demo, tests): a savepoint keeps the
+            # caller's transaction usable when the statement fails on a duplicate key.
+            with transaction.atomic():
+                row = _execute(params)
+        else:
+            row = _execute(params)
+    except IntegrityError as exc:
+        if charge.idempotency_key and "usage_event_idempotency_unique" in str(exc):
+            raise UsageKeyTaken() from exc
+        raise
+    if row is None:
+        _raise_refusal(charge.wallet_id)
+    balance, version, organization_id, threshold, usage_id = row
+    _after_commit(organization_id, charge.credits, balance, version, threshold)
+    return PostedUsage(usage_id, transaction_id, balance, now)
+
+
+def _execute(params: dict[str, Any]) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_POST_USAGE_SQL, params)
+        return cursor.fetchone()
+
+
+def _after_commit(organization_id: int, credits: int, balance: int, version: int, threshold: int | None) -> None:
+    """What post_transaction does after its rows: push the org to Redis, alert once per crossing."""
+
+    def push() -> None:
+        from core.publisher import push_changes
+
+        push_changes("org", [organization_id])
+
+    on_commit(push)
+    if crossed_low_credit_threshold(previous_balance=balance + credits, balance=balance, threshold=threshold):
+        schedule_low_credit_alert(organization_id=organization_id, version=version)
+
+
+def _raise_refusal(wallet_id: int) -> None:
+    wallet = Account.objects.filter(pk=wallet_id).values("status", "balance").first()
+    balance = wallet["balance"] if wallet else 0
+    if wallet is not None and wallet["status"] == Account.Status.PAUSED:
+        raise CreditsPaused(remainingCredits=balance)
+    raise InsufficientCredits(remainingCredits=balance)
+
+
+def _post_usage_orm(charge: UsageCharge, now: datetime) -> PostedUsage:
+    from usage.models import UsageEvent
+
+    wallet = Account(pk=charge.wallet_id, kind=Account.Kind.CUSTOMER, organization_id=charge.organization_id)
+    revenue = get_system_account(system_accounts.USAGE_REVENUE)
+    try:
+        with transaction.atomic():
+            txn = post_transaction(
+                kind=Transaction.Kind.USAGE,
+                postings=[Posting(wallet, -charge.credits), Posting(revenue, charge.credits)],
+                memo=_memo(charge),
+            )
+            remaining = txn.balances_after[charge.wallet_id]
+            event = UsageEvent.objects.create(
+                organization_id=charge.organization_id,
+                user_id=charge.user_id,
+                api_key_id=charge.api_key_id,
+                credits=charge.credits,
+                query_type=charge.query_type,
+                metadata=charge.metadata,
+                idempotency_key=charge.idempotency_key,
+                fingerprint=charge.fingerprint,
+                occurred_at=charge.occurred_at,
+                recorded_at=now,
+                transaction=txn,
+                remaining_credits=remaining,
+            )
+    except IntegrityError as exc:
+        if charge.idempotency_key and _key_is_taken(charge):
+            raise UsageKeyTaken() from exc
+        raise
+    return PostedUsage(event.pk, txn.pk, remaining, now)
+
+
+def _key_is_taken(charge: UsageCharge) -> bool:
+    from usage.models import UsageEvent
+
+    return UsageEvent.objects.filter(
+        organization_id=charge.organization_id, idempotency_key=charge.idempotency_key, idempotency_key_active=True
+    ).exists()
+
+
+# --- Batches ------------------------------------------------------------------------------
+
+
+@dataclass
+class WalletState:
+    """A wallet locked for a batch, with its balance as the batch's postings move it."""
+
+    id: int
+    organization_id: int
+    status: str
+    balance: int
+    overdraft_limit: int
+    low_credit_threshold: int | None
+    version: int
+    postings: int = 0
+    alert_version: int | None = None
+    _start_balance: int = field(default=0, repr=False)
+
+    @property
+    def below_threshold(self) -> bool:
+        return self.low_credit_threshold is not None and self.balance < self.low_credit_threshold
+
+    def refusal(self, credits: int) -> type[CreditsPaused] | type[InsufficientCredits] | None:
+        """Why a debit of `credits` cannot be posted now (the rules of the conditional UPDATE), or None."""
+        if self.status != Account.Status.ACTIVE:
+            return CreditsPaused
+        if self.balance - credits < -self.overdraft_limit:
+            return InsufficientCredits
+        return None
+
+    def debit(self, credits: int) -> int:
+        previous = self.balance
+        self.balance -= credits
+        self.version += 1
+        self.postings += 1
+        if self.alert_version is None and crossed_low_credit_threshold(
+            previous_balance=previous, balance=self.balance, threshold=self.low_credit_threshold
+        ):
+            self.alert_version = self.version
+        return self.balance
+
+
+def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
+    """Lock the wallets in primary-key order (no deadlocks) for a batch; call inside a transaction."""
+    rows = (
+        Account.objects.select_for_update()
+        .filter(pk__in=sorted(set(wallet_ids)), kind=Account.Kind.CUSTOMER)
+        .order_by("pk")
+        .values_list("pk", "organization_id", "status", "balance", "overdraft_limit", "low_credit_threshold", "version")
+    )
+    states = {}
+    for row in rows:
+        state = WalletState(*row)
+        state._start_balance = state.balance
+        states[state.id] = state
+    return states
+
+
+@dataclass(frozen=True)
+class BatchPosting:
+    """One event of a batch that the wallet can pay: its charge and the balance after it."""
+
+    charge: UsageCharge
+    remaining_credits: int
+
+
+def post_usage_batch(
+    postings: Sequence[BatchPosting], wallets: dict[int, WalletState], *, now: datetime
+) -> list[PostedUsage]:
+    """Write the postings of a batch whose wallets `lock_wallets` locked and `WalletState.debit` moved.
+
+    Three bulk inserts (transactions, entries in posting order, usage events), one UPDATE
+    for the wallets, one outbox upsert, whatever the batch size. Must run in the
+    transaction that locked the wallets.
+    """
+    from usage.models import UsageEvent
+
+    if not postings:
+        return []
+    revenue_id = get_system_account(system_accounts.USAGE_REVENUE).pk
+    transactions: list[Transaction] = []
+    entries: list[Entry] = []
+    events: list[UsageEvent] = []
+    for posting in postings:
+        charge = posting.charge
+        txn = Transaction(id=uuid.uuid4(), kind=Transaction.Kind.USAGE, memo=_memo(charge), created_at=now)
+        transactions.append(txn)
+        entries.append(
+            Entry(
+                transaction=txn,
+                account_id=charge.wallet_id,
+                amount=-charge.credits,
+                balance_after=posting.remaining_credits,
+                created_at=now,
+            )
+        )
+        entries.append(Entry(transaction=txn, account_id=revenue_id, amount=charge.credits, created_at=now))
+        events.append(
+            UsageEvent(
+                organization_id=charge.organization_id,
+                user_id=charge.user_id,
+                api_key_id=charge.api_key_id,
+                credits=charge.credits,
+                query_type=charge.query_type,
+                metadata=charge.metadata,
+                idempotency_key=charge.idempotency_key,
+                fingerprint=charge.fingerprint,
+                occurred_at=charge.occurred_at,
+                recorded_at=now,
+                transaction=txn,
+                remaining_credits=posting.remaining_credits,
+            )
+        )
+    Transaction.objects.bulk_create(transactions)
+    Entry.objects.bulk_create(entries)
+    UsageEvent.objects.bulk_create(events)
+
+    moved = [state for state in wallets.values() if state.postings]
+    Account.objects.bulk_update(
+        [
+            Account(
+                pk=state.id,
+                balance=state.balance,
+                version=state.version,
+                low_credit_alerted=state.below_threshold,
+                updated_at=now,
+            )
+            for state in moved
+        ],
+        ["balance", "version", "low_credit_alerted", "updated_at"],
+    )
+    record_changes("org", [state.organization_id for state in moved])
+    for state in moved:
+        if state.alert_version is not None:
+            schedule_low_credit_alert(organization_id=state.organization_id, version=state.alert_version)
+    return [
+        PostedUsage(event.pk, txn.pk, posting.remaining_credits, now)
+        for event, txn, posting in zip(events, transactions, postings, strict=True)
+    ]

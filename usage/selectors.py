@@ -1,0 +1,276 @@
+"""Reads of the usage app: the report context (hot path), and the customer's list and summary."""
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, FilteredRelation, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from accounts.models import Membership
+from apikeys.models import ApiKey
+from billing.models import Plan
+from usage.models import UsageEvent
+
+
+@dataclass(frozen=True)
+class PriorEvent:
+    """A live usage event holding an idempotency key: what a replay answers."""
+
+    usage_id: int
+    fingerprint: str
+    remaining_credits: int
+    recorded_at: datetime
+    transaction_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    organization_id: int
+    wallet_id: int | None
+    wallet_status: str | None
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class KeyState:
+    id: int
+    organization_id: int
+    status: str
+    expires_at: datetime | None
+
+    def effective_status(self, now: datetime) -> str:
+        return ApiKey(status=self.status, expires_at=self.expires_at).effective_status(now)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    org: OrgContext
+    key: KeyState | None
+    prior: PriorEvent | None
+
+
+_ORG_FIELDS = (
+    "organization_id",
+    "organization__wallet__id",
+    "organization__wallet__status",
+    "organization__plan_id",
+    "organization__plan__allows_all_query_types",
+    "organization__plan__allowed_query_types",
+)
+_PRIOR_FIELDS = ("id", "fingerprint", "remaining_credits", "recorded_at", "transaction_id")
+
+
+def _org_context(row: dict[str, Any]) -> OrgContext:
+    plan = Plan(
+        code=row["organization__plan_id"],
+        allows_all_query_types=row["organization__plan__allows_all_query_types"],
+        allowed_query_types=row["organization__plan__allowed_query_types"] or [],
+    )
+    return OrgContext(
+        organization_id=row["organization_id"],
+        wallet_id=row["organization__wallet__id"],
+        wallet_status=row["organization__wallet__status"],
+        plan=plan,
+    )
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def get_report_context(*, user_id: int, api_key_id: int, idempotency_key: str | None) -> ReportContext | None:
+    """Everything a report is checked against, in one query: the user's organization, its
+    plan and wallet, the API key when it is that organization's, and the live event holding
+    the idempotency key. None when the user is unknown or belongs to no organization."""
+    queryset = Membership.objects.filter(user_id=user_id).annotate(
+        key=FilteredRelation("organization__api_keys", condition=Q(organization__api_keys__pk=api_key_id))
+    )
+    fields = [*_ORG_FIELDS, "key__id", "key__status", "key__expires_at"]
+    if idempotency_key is not None:
+        queryset = queryset.annotate(
+            prior=FilteredRelation(
+                "organization__usage_events",
+                condition=Q(
+                    organization__usage_events__idempotency_key=idempotency_key,
+                    organization__usage_events__idempotency_key_active=True,
+                ),
+            )
+        )
+        fields += [f"prior__{name}" for name in _PRIOR_FIELDS]
+    rows = list(queryset.values(*fields)[:1])
+    if not rows:
+        return None
+    row = rows[0]
+    org = _org_context(row)
+    key = None
+    if row["key__id"] is not None:
+        key = KeyState(row["key__id"], org.organization_id, row["key__status"], row["key__expires_at"])
+    prior = None
+    if row.get("prior__id") is not None:
+        prior = PriorEvent(
+            row["prior__id"],
+            row["prior__fingerprint"],
+            row["prior__remaining_credits"],
+            row["prior__recorded_at"],
+            _uuid(row["prior__transaction_id"]),
+        )
+    return ReportContext(org=org, key=key, prior=prior)
+
+
+def get_live_event(*, organization_id: int, idempotency_key: str) -> PriorEvent | None:
+    row = (
+        UsageEvent.objects.filter(
+            organization_id=organization_id, idempotency_key=idempotency_key, idempotency_key_active=True
+        )
+        .values_list(*_PRIOR_FIELDS)
+        .first()
+    )
+    return PriorEvent(*row[:4], _uuid(row[4])) if row else None
+
+
+# --- Batches: the same reads, in bulk ---------------------------------------------------------
+
+
+def get_org_contexts(*, user_ids: Iterable[int]) -> dict[int, OrgContext]:
+    rows = Membership.objects.filter(user_id__in=set(user_ids)).values("user_id", *_ORG_FIELDS)
+    return {row["user_id"]: _org_context(row) for row in rows}
+
+
+def get_key_states(*, api_key_ids: Iterable[int]) -> dict[int, KeyState]:
+    rows = ApiKey.objects.filter(pk__in=set(api_key_ids)).values_list("pk", "organization_id", "status", "expires_at")
+    return {row[0]: KeyState(*row) for row in rows}
+
+
+def get_live_events(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], PriorEvent]:
+    """Live events holding these (organization id, idempotency key) pairs."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    rows = UsageEvent.objects.filter(
+        organization_id__in={org for org, _ in keys},
+        idempotency_key__in={key for _, key in keys},
+        idempotency_key_active=True,
+    ).values_list("organization_id", "idempotency_key", *_PRIOR_FIELDS)
+    found = {}
+    for org_id, key, *prior in rows:
+        if (org_id, key) in keys:
+            found[(org_id, key)] = PriorEvent(*prior[:4], _uuid(prior[4]))
+    return found
+
+
+# --- The customer's usage ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    """Filters of the customer list, summary, CSV and portal page. Dates are UTC days of recorded_at."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    api_key_id: int | None = None
+    query_type: str | None = None
+
+    def apply(self, queryset: QuerySet[UsageEvent]) -> QuerySet[UsageEvent]:
+        if self.date_from is not None:
+            queryset = queryset.filter(recorded_at__gte=_day_start(self.date_from))
+        if self.date_to is not None:
+            queryset = queryset.filter(recorded_at__lt=_day_start(self.date_to) + timedelta(days=1))
+        if self.api_key_id is not None:
+            queryset = queryset.filter(api_key_id=self.api_key_id)
+        if self.query_type is not None:
+            queryset = queryset.filter(query_type=self.query_type)
+        return queryset
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def encode_cursor(recorded_at: datetime, usage_id: int) -> str:
+    text = f"{recorded_at.astimezone(UTC).isoformat()}|{usage_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    """(recorded_at, id) of the last row of the previous page; None when the cursor is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, usage_id = text.split("|")
+        recorded_at = datetime.fromisoformat(stamp)
+        number = int(usage_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    if recorded_at.tzinfo is None or not 1 <= number <= 2**63 - 1:
+        return None
+    return recorded_at, number
+
+
+def list_usage_page(
+    queryset: QuerySet[UsageEvent], *, filters: UsageFilters, after: tuple[datetime, int] | None, limit: int
+) -> tuple[list[UsageEvent], tuple[datetime, int] | None]:
+    """One page, newest first, by keyset (recorded_at, id); returns the rows and the next page's position."""
+    queryset = filters.apply(queryset).select_related("api_key").order_by("-recorded_at", "-id")
+    if after is not None:
+        recorded_at, usage_id = after
+        queryset = queryset.filter(Q(recorded_at__lt=recorded_at) | Q(recorded_at=recorded_at, id__lt=usage_id))
+    rows = list(queryset[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, (rows[-1].recorded_at, rows[-1].pk)
+    return rows, None
+
+
+def iter_usage(queryset: QuerySet[UsageEvent], *, filters: UsageFilters) -> Iterable[UsageEvent]:
+    """Every matching event, newest first, streamed (the CSV export)."""
+    return filters.apply(queryset).select_related("api_key").order_by("-recorded_at", "-id").iterator(chunk_size=2000)
+
+
+def summarize_usage(queryset: QuerySet[UsageEvent], *, filters: UsageFilters) -> dict[str, Any]:
+    """Credits and event counts in total, per UTC day and query type, and per API key."""
+    queryset = filters.apply(queryset)
+    totals = queryset.aggregate(credits=Sum("credits"), events=Count("id"))
+    by_day = (
+        queryset.annotate(day=TruncDate("recorded_at", tzinfo=UTC))
+        .values("day", "query_type")
+        .annotate(credits=Sum("credits"), events=Count("id"))
+        .order_by("day", "query_type")
+    )
+    by_key = (
+        queryset.values("api_key_id", "api_key__name", "api_key__prefix")
+        .annotate(credits=Sum("credits"), events=Count("id"))
+        .order_by("-credits", "api_key_id")
+    )
+    return {
+        "totals": {"credits": totals["credits"] or 0, "events": totals["events"] or 0},
+        "by_day": [
+            {"date": row["day"], "query_type": row["query_type"], "credits": row["credits"], "events": row["events"]}
+            for row in by_day
+        ],
+        "by_api_key": [
+            {
+                "api_key_id": row["api_key_id"],
+                "name": row["api_key__name"],
+                "prefix": row["api_key__prefix"],
+                "credits": row["credits"],
+                "events": row["events"],
+            }
+            for row in by_key
+        ],
+    }
+
+
+def daily_credits_by_query_type(
+    queryset: QuerySet[UsageEvent], *, first_day: date, last_day: date
+) -> dict[date, dict[str, int]]:
+    """{day: {query type: credits}} for every day from first_day to last_day (empty days included)."""
+    days = {first_day + timedelta(days=n): {} for n in range((last_day - first_day).days + 1)}
+    summary = summarize_usage(queryset, filters=UsageFilters(date_from=first_day, date_to=last_day))
+    for row in summary["by_day"]:
+        if row["date"] in days:
+            days[row["date"]][row["query_type"]] = row["credits"]
+    return days

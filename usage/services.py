@@ -1,0 +1,308 @@
+"""Recording usage reports (single and batch) and purging old idempotency keys.
+
+The order of outcomes is the contract's (section 1): unknown user, then replay or
+conflict, then unknown key, key revoked, key expired, wallet paused, query type, and
+last the wallet's limit (checked by the posting itself). Rejections write nothing, so a
+rejected key can be tried again.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apikeys.models import ApiKey
+from core.errors import ApplicationError
+from credits.errors import CreditsPaused, IdempotencyConflict, InsufficientCredits
+from credits.models import Account
+from credits.usage_posting import (
+    BatchPosting,
+    UsageCharge,
+    UsageKeyTaken,
+    WalletState,
+    lock_wallets,
+    post_usage,
+    post_usage_batch,
+)
+from usage import selectors
+from usage.errors import ApiKeyExpired, ApiKeyRevoked, QueryTypeNotAllowed, UnknownApiKey, UnknownUser
+from usage.models import UsageEvent
+
+IDEMPOTENCY_KEY_TTL = timedelta(days=7)
+MAX_BATCH_EVENTS = 500
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """A validated report (shape checked at the edge). `occurred_at` None means "not given"."""
+
+    user_id: int
+    api_key_id: int
+    credits: int
+    query_type: str
+    metadata: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two reports with one key the same report: metadata as a JSON value,
+        occurredAt as an instant, absent and null alike."""
+        occurred = None
+        if self.occurred_at is not None:
+            occurred = self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+        payload = [self.user_id, self.api_key_id, self.credits, self.query_type, self.metadata, occurred]
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class UsageOutcome:
+    """The answer to a report: recorded (duplicate False) or the first answer replayed."""
+
+    usage_id: int
+    transaction_id: uuid.UUID
+    remaining_credits: int
+    recorded_at: datetime
+    duplicate: bool
+
+
+def _replay(prior: selectors.PriorEvent, fingerprint: str) -> UsageOutcome:
+    if prior.fingerprint != fingerprint:
+        raise IdempotencyConflict()
+    return UsageOutcome(prior.usage_id, prior.transaction_id, prior.remaining_credits, prior.recorded_at, True)
+
+
+def _check_key(key: selectors.KeyState | None, now: datetime) -> None:
+    if key is None:
+        raise UnknownApiKey()
+    status = key.effective_status(now)
+    if status == ApiKey.Status.REVOKED:
+        raise ApiKeyRevoked()
+    if status == ApiKey.Status.EXPIRED:
+        raise ApiKeyExpired()
+
+
+def record_usage(*, report: UsageReport, now: datetime | None = None) -> UsageOutcome:
+    """Charge a usage report to the user's organization and record it, or replay its first answer.
+
+    Two queries on PostgreSQL: the joined context read, then the one-statement posting
+    (credits.usage_posting), which is its own transaction; Redis is written after commit.
+    `now` (default: the current time) is the recorded time, for seeding history.
+    """
+    now = now or timezone.now()
+    context = selectors.get_report_context(
+        user_id=report.user_id, api_key_id=report.api_key_id, idempotency_key=report.idempotency_key
+    )
+    if context is None:
+        raise UnknownUser()
+    fingerprint = report.fingerprint
+    if context.prior is not None:
+        return _replay(context.prior, fingerprint)
+    _check_key(context.key, now)
+    org = context.org
+    if org.wallet_status == Account.Status.PAUSED:
+        raise CreditsPaused()
+    if not org.plan.allows_query_type(report.query_type):
+        raise QueryTypeNotAllowed()
+    if org.wallet_id is None:
+        raise InsufficientCredits(remainingCredits=0)
+    charge = UsageCharge(
+        organization_id=org.organization_id,
+        wallet_id=org.wallet_id,
+        user_id=report.user_id,
+        api_key_id=report.api_key_id,
+        credits=report.credits,
+        query_type=report.query_type,
+        metadata=report.metadata,
+        idempotency_key=report.idempotency_key,
+        fingerprint=fingerprint,
+        occurred_at=report.occurred_at or now,
+    )
+    try:
+        posted = post_usage(charge, now=now)
+    except UsageKeyTaken:
+        # A concurrent duplicate committed first (we waited for it): answer as it did.
+        prior = selectors.get_live_event(organization_id=org.organization_id, idempotency_key=report.idempotency_key)
+        if prior is None:
+            raise
+        return _replay(prior, fingerprint)
+    assert posted.usage_id is not None
+    return UsageOutcome(posted.usage_id, posted.transaction_id, posted.remaining_credits, posted.recorded_at, False)
+
+
+# --- Batches ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchItem:
+    """One entry of a batch: a valid report, or the validation error that rejects it."""
+
+    event_id: str | None
+    report: UsageReport | None = None
+    user_id: int | None = None
+    fields: dict[str, Any] | None = None
+
+
+@dataclass
+class BatchResult:
+    event_id: str | None
+    status: str
+    error: str | None = None
+    remaining_credits: int | None = None
+    fields: dict[str, Any] | None = field(default=None)
+
+
+@dataclass
+class _Answer:
+    fingerprint: str
+    remaining_credits: int
+
+
+def record_usage_batch(*, items: Sequence[BatchItem], now: datetime | None = None) -> list[BatchResult]:
+    """Apply a batch's events in order, each with its own outcome, in one transaction.
+
+    Reads the users' organizations and the keys in two queries, then locks every wallet
+    involved once (primary-key order), reads the live idempotency keys, decides every
+    event against the locked balances and writes all postings in bulk
+    (credits.usage_posting.post_usage_batch). The same event id twice: the second is a
+    duplicate of the first; a rejected first copy is tried again.
+    """
+    now = now or timezone.now()
+    user_ids = {item.report.user_id if item.report else item.user_id for item in items} - {None}
+    orgs = selectors.get_org_contexts(user_ids=user_ids)
+    keys = selectors.get_key_states(api_key_ids={item.report.api_key_id for item in items if item.report})
+    wallet_ids = {org.wallet_id for org in orgs.values() if org.wallet_id is not None}
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                wallets = lock_wallets(wallet_ids)
+                live = selectors.get_live_events(
+                    keys={
+                        (orgs[item.report.user_id].organization_id, item.report.idempotency_key)
+                        for item in items
+                        if item.report and item.report.user_id in orgs and item.report.idempotency_key
+                    }
+                )
+                results, postings = _decide_batch(items, orgs, keys, wallets, live, now)
+                post_usage_batch(postings, wallets, now=now)
+            return results
+        except IntegrityError:
+            # A key taken between our read and our insert cannot happen while we hold the
+            # wallet locks; retry from a fresh read rather than fail the whole batch.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _decide_batch(
+    items: Sequence[BatchItem],
+    orgs: dict[int, selectors.OrgContext],
+    keys: dict[int, selectors.KeyState],
+    wallets: dict[int, WalletState],
+    live: dict[tuple[int, str], selectors.PriorEvent],
+    now: datetime,
+) -> tuple[list[BatchResult], list[BatchPosting]]:
+    answers: dict[tuple[int, str], _Answer] = {
+        key: _Answer(prior.fingerprint, prior.remaining_credits) for key, prior in live.items()
+    }
+    results: list[BatchResult] = []
+    postings: list[BatchPosting] = []
+    for item in items:
+        report = item.report
+        user_id = report.user_id if report else item.user_id
+        org = orgs.get(user_id) if user_id is not None else None
+        wallet = wallets.get(org.wallet_id) if org is not None and org.wallet_id is not None else None
+        balance = wallet.balance if wallet is not None else None
+        if report is None:
+            results.append(BatchResult(item.event_id, "rejected", "validation_error", balance, item.fields))
+            continue
+        if org is None:
+            results.append(BatchResult(item.event_id, "rejected", UnknownUser.code, None))
+            continue
+        fingerprint = report.fingerprint
+        answer_key = (org.organization_id, report.idempotency_key or "")
+        answer = answers.get(answer_key) if report.idempotency_key else None
+        if answer is not None:
+            if answer.fingerprint == fingerprint:
+                results.append(BatchResult(item.event_id, "duplicate", None, answer.remaining_credits))
+            else:
+                results.append(BatchResult(item.event_id, "rejected", IdempotencyConflict.code, balance))
+            continue
+        error = _batch_refusal(report, org, keys.get(report.api_key_id), wallet, now)
+        if error is not None:
+            results.append(BatchResult(item.event_id, "rejected", error.code, balance))
+            continue
+        assert wallet is not None
+        remaining = wallet.debit(report.credits)
+        charge = UsageCharge(
+            organization_id=org.organization_id,
+            wallet_id=wallet.id,
+            user_id=report.user_id,
+            api_key_id=report.api_key_id,
+            credits=report.credits,
+            query_type=report.query_type,
+            metadata=report.metadata,
+            idempotency_key=report.idempotency_key,
+            fingerprint=fingerprint,
+            occurred_at=report.occurred_at or now,
+        )
+        postings.append(BatchPosting(charge, remaining))
+        if report.idempotency_key:
+            answers[answer_key] = _Answer(fingerprint, remaining)
+        results.append(BatchResult(item.event_id, "recorded", None, remaining))
+    return results, postings
+
+
+def _batch_refusal(
+    report: UsageReport,
+    org: selectors.OrgContext,
+    key: selectors.KeyState | None,
+    wallet: WalletState | None,
+    now: datetime,
+) -> type[ApplicationError] | None:
+    if key is None or key.organization_id != org.organization_id:
+        return UnknownApiKey
+    status = key.effective_status(now)
+    if status == ApiKey.Status.REVOKED:
+        return ApiKeyRevoked
+    if status == ApiKey.Status.EXPIRED:
+        return ApiKeyExpired
+    if wallet is None:
+        return InsufficientCredits
+    if wallet.status != Account.Status.ACTIVE:
+        return CreditsPaused
+    if not org.plan.allows_query_type(report.query_type):
+        return QueryTypeNotAllowed
+    return wallet.refusal(report.credits)
+
+
+# --- Idempotency keys -------------------------------------------------------------------------
+
+
+def purge_idempotency_keys(*, now: datetime | None = None, chunk_size: int = 5000) -> int:
+    """Release the idempotency keys of events recorded more than seven days ago; returns how many.
+
+    The events stay (the key too, as history); only `idempotency_key_active` goes off, so
+    the partial unique index lets the key be used again. Chunked, so no statement holds
+    many row locks for long.
+    """
+    cutoff = (now or timezone.now()) - IDEMPOTENCY_KEY_TTL
+    released = 0
+    while True:
+        ids = list(
+            UsageEvent.objects.filter(
+                idempotency_key_active=True, idempotency_key__isnull=False, recorded_at__lt=cutoff
+            ).values_list("id", flat=True)[:chunk_size]
+        )
+        if not ids:
+            return released
+        released += UsageEvent.objects.filter(id__in=ids, idempotency_key_active=True).update(
+            idempotency_key_active=False
+        )
