@@ -11,6 +11,10 @@
   materialize a balance (it is NULL): every usage report credits the usage-revenue
   account, and a running total there would be one row every request in the system
   queues on. Their figures are sums, computed when staff ask.
+- Wallet rows are locked last in a posting (entries for one wallet are inserted after its
+  lock, so entry ids follow the order of its balances and `balance_after` chains by id).
+- `low_credit_alerted` is "below the threshold now": a posting that turns it from False
+  to True is a crossing and queues one alert, claimed once in LowCreditAlert.
 - On PostgreSQL triggers enforce zero-sum transactions and immutable entries; CHECK
   constraints keep wallets within their overdraft limit everywhere. Only
   credits.services writes these tables.
@@ -142,3 +146,25 @@ class Entry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount:+d} on {self.account_id}"
+
+
+class LowCreditAlert(models.Model):
+    """One low-credit email round, claimed by the task before sending so a redelivered task sends nothing.
+
+    `version` is the wallet version of the posting that crossed the threshold: one crossing, one row.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="low_credit_alerts")
+    version = models.BigIntegerField()
+    balance = models.BigIntegerField()
+    threshold = models.BigIntegerField()
+    recipients = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "version"], name="credits_lowcreditalert_once_per_crossing")
+        ]
+
+    def __str__(self) -> str:
+        return f"Low-credit alert for {self.account_id} at version {self.version}"

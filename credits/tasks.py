@@ -1,9 +1,16 @@
+from smtplib import SMTPException
+
 from celery import shared_task
 
 from credits import notifications
 
 
-@shared_task(ignore_result=True)
-def send_low_credit_alert(organization_id: int) -> None:
-    """Email the organization's client admins that its balance fell below the threshold."""
-    notifications.send_low_credit_alert(organization_id=organization_id)
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_low_credit_alert(organization_id: int, version: int | None = None) -> int:
+    """Email the organization's client admins that its balance fell below the threshold (once per crossing)."""
+    return notifications.send_low_credit_alert(organization_id=organization_id, version=version)

@@ -1,0 +1,17 @@
+from typing import Any
+
+from core.management.base import JsonCommand
+from credits.management.commands._lookup import organization_for_email
+from credits.services import resume_credits
+
+
+class Command(JsonCommand):
+    help = "Resume the paused credits of the organization of the user with EMAIL."
+
+    def add_arguments(self, parser):
+        parser.add_argument("email")
+
+    def run(self, **options: Any) -> dict[str, Any]:
+        organization = organization_for_email(options["email"])
+        wallet = resume_credits(organization=organization)
+        return {"orgId": organization.pk, "status": wallet.status}

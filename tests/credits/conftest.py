@@ -1,0 +1,41 @@
+import pytest
+
+from credits import system_accounts
+from credits.models import Transaction
+from credits.selectors import get_wallet
+from credits.services import grant_credits
+from tests.factories import CustomerFactory, OrganizationFactory
+
+
+def fund(organization, amount: int):
+    """Put credits in a wallet the way a purchase would."""
+    return grant_credits(
+        organization=organization,
+        amount=amount,
+        source=system_accounts.PURCHASE_SANDBOX,
+        kind=Transaction.Kind.PURCHASE,
+        reason="test purchase",
+    )
+
+
+def balance_of(organization) -> int:
+    return get_wallet(organization=organization).balance
+
+
+@pytest.fixture
+def make_org(db):
+    def make(credits: int = 0, **kwargs):
+        organization = OrganizationFactory(**kwargs)
+        if credits:
+            fund(organization, credits)
+        return organization
+
+    return make
+
+
+@pytest.fixture
+def admin_of(db):
+    def make(organization, email: str):
+        return CustomerFactory(email=email, org_slug=organization.slug, role="client_admin")
+
+    return make
