@@ -164,6 +164,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "redis-drain-outbox": {"task": "core.drain_outbox", "schedule": 30.0, "options": {"expires": 25}},
     "apikeys-expire": {"task": "core.expire_api_keys", "schedule": 30.0, "options": {"expires": 25}},
     "redis-reconcile": {"task": "core.reconcile_redis", "schedule": 3600.0, "options": {"expires": 1800}},
+    # Usage (usage/tasks.py): release idempotency keys older than seven days.
+    "usage-purge-idempotency-keys": {
+        "task": "usage.tasks.purge_idempotency_keys",
+        "schedule": 600.0,
+        "options": {"expires": 500},
+    },
 }
 
 # --- Auth ----------------------------------------------------------------------
