@@ -560,7 +560,8 @@ FILTER_PARAMETERS = [
     OpenApiParameter("queryType", OpenApiTypes.STR, description="Only this query type."),
     OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: a CSV download."),
 ]
-CUSTOMER_AUTH = [SessionAuthentication, ApiKeyAuthentication]
+# The key class first: no credentials is then a 401 (DRF answers 401 only when the first class has a header).
+CUSTOMER_AUTH = [ApiKeyAuthentication, SessionAuthentication]
 
 
 class CustomerUsageApi(APIView):

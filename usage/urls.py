@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from usage import views
+
+app_name = "usage"
+
+urlpatterns = [
+    path("", views.usage, name="usage"),
+]

@@ -148,9 +148,7 @@ def test_there_are_at_least_25_hostile_bodies():
 
 
 @pytest.mark.parametrize(("name", "fields", "status"), FIELD_CASES, ids=[case[0] for case in FIELD_CASES])
-def test_a_hostile_field_is_a_400_and_changes_nothing(
-    name, fields, status, post_report, report_body, ledger_snapshot
-):
+def test_a_hostile_field_is_a_400_and_changes_nothing(name, fields, status, post_report, report_body, ledger_snapshot):
     before = ledger_snapshot()
 
     response = post_report(_body(report_body, fields))

@@ -1,0 +1,136 @@
+"""Concurrent reports on PostgreSQL, with real threads and connections: exact money, exact replays."""
+
+import threading
+from collections import defaultdict
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from apikeys.services import create_service_account, issue_api_key
+from credits.models import Account
+from credits.selectors import verify_ledger
+from credits.services import grant_credits
+from tests.factories import CustomerFactory
+from usage.models import UsageEvent
+
+THREADS = 8
+
+
+def _run_in_threads(jobs_per_thread, token):
+    responses = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(jobs_per_thread))
+
+    def work(jobs):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        barrier.wait()
+        try:
+            for path, body in jobs:
+                response = client.post(path, body, format="json")
+                with lock:
+                    responses.append((body, response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(jobs,)) for jobs in jobs_per_thread]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return responses
+
+
+@pytest.fixture
+def hot_wallet(transactional_db):
+    user = CustomerFactory(email="hot@concurrency.test", org_slug="hot")
+    organization = user.membership.organization
+    grant_credits(organization=organization, amount=1000, reason="test")
+    key, _ = issue_api_key(organization=organization, created_by=user, name="k")
+    _, token = create_service_account(name="query-api-concurrency")
+    return user, organization, key, token
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reports_with_duplicates_charge_exactly_once(hot_wallet, redis_client):
+    user, organization, key, token = hot_wallet
+    # 60 distinct events, each sent by two threads (the duplicates race the originals);
+    # together they ask for more than the wallet holds, so some are refused with 402.
+    events = [
+        {"userId": user.pk, "apiKeyId": key.pk, "creditsUsed": n % 9 + 15, "queryType": "standard", "eventId": f"c{n}"}
+        for n in range(60)
+    ]
+    jobs = [[] for _ in range(THREADS)]
+    for n, body in enumerate(events):
+        jobs[n % THREADS].append(("/api/usage/report", body))
+        jobs[(n + 3) % THREADS].append(("/api/usage/report", body))
+
+    responses = _run_in_threads(jobs, token)
+
+    statuses = defaultdict(list)
+    for body, status, answer in responses:
+        statuses[body["eventId"]].append((status, answer))
+    assert all(status in (200, 201, 402) for body, status, _ in responses)
+    for outcomes in statuses.values():
+        created = [answer for status, answer in outcomes if status == 201]
+        replays = [answer for status, answer in outcomes if status == 200]
+        assert len(created) <= 1
+        for replay in replays:
+            assert created, "a replay without an original"
+            assert replay == {**created[0], "duplicate": True}
+    created_answers = [(body, answer) for body, status, answer in responses if status == 201]
+    charged = sum(body["creditsUsed"] for body, _ in created_answers)
+    wallet = Account.objects.get(organization=organization)
+    assert charged == 1000 - wallet.balance
+    assert UsageEvent.objects.count() == len(created_answers)
+    assert min(answer["remainingCredits"] for _, answer in created_answers) == wallet.balance
+    check = verify_ledger()
+    assert check.ok, check.violations
+    stored = redis_client.hgetall(f"{settings.REDIS_KEY_PREFIX}:org:{organization.pk}")
+    assert stored["balance"] == str(wallet.balance)
+    assert stored["version"] == str(wallet.version)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, redis_client):
+    user, organization, key, token = hot_wallet
+
+    def event(event_id, credits):
+        body = {"userId": user.pk, "apiKeyId": key.pk, "creditsUsed": credits, "queryType": "standard"}
+        return {**body, "eventId": event_id}
+
+    jobs = []
+    for thread in range(THREADS):
+        if thread % 2:
+            batch = {"events": [event(f"b{thread}-{n}", 3) for n in range(20)] + [event("shared", 7)]}
+            jobs.append([("/api/usage/report/batch", batch)])
+        else:
+            jobs.append(
+                [("/api/usage/report", event(f"s{thread}-{n}", 5)) for n in range(10)]
+                + [("/api/usage/report", event("shared", 7))]
+            )
+
+    responses = _run_in_threads(jobs, token)
+
+    recorded = 0
+    shared_recorded = 0
+    for body, status, answer in responses:
+        assert status in (200, 201), answer
+        if "events" in body:
+            for sent, result in zip(body["events"], answer["results"], strict=True):
+                if result["status"] == "recorded":
+                    recorded += sent["creditsUsed"]
+                    shared_recorded += sent["eventId"] == "shared"
+        elif status == 201:
+            recorded += body["creditsUsed"]
+            shared_recorded += body["eventId"] == "shared"
+    wallet = Account.objects.get(organization=organization)
+    assert shared_recorded == 1
+    assert recorded == 1000 - wallet.balance
+    assert verify_ledger().ok
+    stored = redis_client.hgetall(f"{settings.REDIS_KEY_PREFIX}:org:{organization.pk}")
+    assert (stored["balance"], stored["version"]) == (str(wallet.balance), str(wallet.version))
