@@ -457,8 +457,8 @@ class UserCreditsApi(APIView):
         ],
         tags=["service"],
     )
-    def get(self, request: Request, user_id: str) -> Response:
-        target = parse_positive_id(user_id, field="userId")
+    def get(self, request: Request, userId: str) -> Response:
+        target = parse_positive_id(userId, field="userId")
         user = request.user
         is_service = getattr(user, "is_service", False) and isinstance(request.auth, Token)
         own_session = request.auth is None and (user.is_staff or user.pk == target)
