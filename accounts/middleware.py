@@ -10,7 +10,7 @@ envelope instead of a redirect.
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
 from accounts.scoping import get_request_membership
@@ -51,3 +51,21 @@ class MfaRequiredMiddleware:
             )
             return redirect("mfa_index")
         return self.get_response(request)
+
+
+class UnconfiguredProviderMiddleware:
+    """A social provider without an app (no client id/secret, no SocialApp) is "not found",
+    not a server error: allauth raises SocialApp.DoesNotExist from its log-in URLs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from allauth.socialaccount.models import SocialApp
+
+        if isinstance(exception, SocialApp.DoesNotExist):
+            raise Http404("This log-in provider is not configured.") from exception
+        return None
