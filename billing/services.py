@@ -353,7 +353,9 @@ def complete_purchase(
     A payment whose amount or currency differs from our price grants nothing and is marked
     failed for staff to look at.
     """
-    purchase = Purchase.objects.select_for_update().select_related("quote", "organization").get(pk=purchase_id)
+    purchase = (
+        Purchase.objects.select_for_update(of=("self",)).select_related("quote", "organization").get(pk=purchase_id)
+    )
     if purchase.completed_at is not None:
         return purchase
     if money_differs(amount_paid, purchase.amount) or (currency or "").lower() != purchase.currency:

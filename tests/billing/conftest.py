@@ -91,6 +91,9 @@ class FakeStripe:
         path = url.path.removeprefix("/v1/")
         body = parse_qs(request.body if isinstance(request.body, str) else (request.body or b"").decode())
         self.requests.append((request.method, path, body))
+        if path == "account":
+            account = {"id": "acct_creditdesk", "object": "account", "livemode": False, "created": 1700000000}
+            return 200, {}, json.dumps({**account, "settings": {}, "business_profile": {}, "metadata": {}})
         for collection in sorted(self.COLLECTIONS, key=len, reverse=True):
             if path == collection:
                 if request.method == "POST":
@@ -143,7 +146,7 @@ class FakeStripe:
 
 @pytest.fixture
 def stripe_keys(settings):
-    settings.STRIPE_SECRET_KEY = "sk_test_creditdesk"
+    settings.STRIPE_SECRET_KEY = "sk_test_creditdesk0123456789abcdefghij"
     return settings
 
 

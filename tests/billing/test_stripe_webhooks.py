@@ -1,0 +1,570 @@
+"""Stripe webhooks through dj-stripe's signed endpoint: each event delivered twice and out of order grants once."""
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from billing.models import Dispute, Purchase, Subscription
+from billing.services import start_purchase
+from credits.models import Transaction
+from credits.selectors import get_balance
+from credits.services import spend_credits
+from tests.billing.conftest import STRIPE_SECRET, new_id, quote_for, stripe_event
+
+pytestmark = pytest.mark.django_db
+
+
+def balance(organization) -> int:
+    return get_balance(organization_id=organization.pk)
+
+
+def start_stripe_purchase(fake_stripe, organization, owner, **quote_kwargs) -> Purchase:
+    quote = quote_for(organization, **(quote_kwargs or {"credits": 1000}))
+    started = start_purchase(organization=organization, quote_id=quote.pk, provider="stripe", actor=owner)
+    assert started.checkout_url.startswith("https://checkout.stripe.test/")
+    return started.purchase
+
+
+def paid_session(fake_stripe, purchase: Purchase, **overrides) -> dict:
+    """The session as Stripe sends it once paid (and as dj-stripe reads it back from the API)."""
+    payment_intent = fake_stripe.put(
+        {
+            "id": new_id("pi"),
+            "object": "payment_intent",
+            "amount": int(purchase.amount * 100),
+            "currency": "usd",
+            "status": "succeeded",
+            "livemode": False,
+            "created": int(time.time()),
+            "customer": None,
+            "payment_method": None,
+            "metadata": {"purchase_id": str(purchase.pk)},
+        }
+    )
+    session = {
+        "id": purchase.provider_reference,
+        "object": "checkout.session",
+        "mode": "payment",
+        "status": "complete",
+        "payment_status": "paid",
+        "amount_total": int(purchase.amount * 100),
+        "amount_subtotal": int(purchase.amount * 100),
+        "currency": "usd",
+        "payment_intent": payment_intent["id"],
+        "customer": None,
+        "client_reference_id": str(purchase.organization_id),
+        "metadata": {"purchase_id": str(purchase.pk), "quote_id": str(purchase.quote_id)},
+        "livemode": False,
+        "created": int(time.time()),
+        "subscription": None,
+        "url": None,
+        **overrides,
+    }
+    return fake_stripe.put(session)
+
+
+def charge_for(fake_stripe, purchase: Purchase, *, refunded_cents: int = 0) -> dict:
+    return fake_stripe.put(
+        {
+            "id": new_id("ch"),
+            "object": "charge",
+            "amount": int(purchase.amount * 100),
+            "amount_refunded": refunded_cents,
+            "refunded": refunded_cents >= int(purchase.amount * 100),
+            "currency": "usd",
+            "paid": True,
+            "status": "succeeded",
+            "payment_intent": purchase.provider_payment_id,
+            "customer": None,
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+
+
+def test_checkout_creates_a_payment_session_for_the_quote_total(fake_stripe, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=5000)
+
+    [body] = fake_stripe.posted("checkout/sessions")
+    assert body["mode"] == ["payment"]
+    assert body["line_items[0][price_data][unit_amount]"] == ["45000"]  # 5,000 credits less 10%
+    assert body["line_items[0][price_data][currency]"] == ["usd"]
+    assert body["metadata[purchase_id]"] == [str(purchase.pk)]
+    assert purchase.provider_reference.startswith("cs_")
+    assert purchase.quote.status == "used"
+
+
+def test_checkout_session_completed_grants_the_quote_credits_once_even_delivered_twice(
+    fake_stripe, deliver, organization, owner, mailoutbox, django_capture_on_commit_callbacks
+):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    event = stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = deliver(event)
+        second = deliver(event)
+        again_new_event_id = deliver({**event, "id": new_id("evt")})
+
+    assert (first.status_code, second.status_code, again_new_event_id.status_code) == (200, 200, 200)
+    assert balance(organization) == 1000
+    assert Transaction.objects.filter(idempotency_key=f"stripe:checkout:{purchase.provider_reference}").count() == 1
+    purchase.refresh_from_db()
+    assert purchase.status == "completed"
+    assert len(mailoutbox) == 1
+    assert "1000 credits" in mailoutbox[0].subject
+
+
+def test_credits_come_from_our_quote_never_from_the_metadata(fake_stripe, deliver, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=100)
+    session = paid_session(
+        fake_stripe, purchase, metadata={"purchase_id": str(purchase.pk), "credits": "1000000", "quote_id": "x"}
+    )
+    deliver(stripe_event("checkout.session.completed", session))
+    assert balance(organization) == 100
+
+
+def test_a_session_paid_with_another_amount_grants_nothing(fake_stripe, deliver, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)
+    session = paid_session(fake_stripe, purchase, amount_total=100)
+
+    assert deliver(stripe_event("checkout.session.completed", session)).status_code == 200
+    purchase.refresh_from_db()
+    assert (balance(organization), purchase.status) == (0, "failed")
+
+
+def test_a_forged_signature_is_refused_and_grants_nothing(fake_stripe, deliver, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    event = stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase))
+
+    forged = deliver(event, secret="whsec_not_the_secret")
+    garbage = deliver(event, signature="t=1,v1=deadbeef")
+    missing = deliver(event, signature="")
+
+    assert (forged.status_code, garbage.status_code, missing.status_code) == (400, 400, 400)
+    assert balance(organization) == 0
+    purchase.refresh_from_db()
+    assert purchase.status == "pending"
+
+
+def test_a_stale_signature_is_refused(fake_stripe, deliver, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    event = stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase))
+
+    response = deliver(event, timestamp=int(time.time()) - 3600)
+
+    assert response.status_code == 400
+    assert balance(organization) == 0
+
+
+def test_a_tampered_body_under_a_valid_signature_is_refused(fake_stripe, deliver, organization, owner):
+    from tests.billing.conftest import stripe_signature
+
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    event = stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase))
+    import json
+
+    signature = stripe_signature(json.dumps(event))
+    event["data"]["object"]["amount_total"] = 1
+    assert deliver(event, signature=signature).status_code == 400
+    assert balance(organization) == 0
+
+
+def test_an_expired_checkout_frees_the_promotion_and_a_later_completion_still_grants_once(
+    fake_stripe, deliver, organization, owner
+):
+    from billing.models import Promotion, PromotionRedemption
+
+    Promotion.objects.create(code="BONUS", bonus_credits=50)
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=100, promo_code="BONUS")
+    assert PromotionRedemption.objects.filter(purchase=purchase).exists()
+    session = paid_session(fake_stripe, purchase)
+    expired = stripe_event("checkout.session.expired", {**session, "status": "expired", "payment_status": "unpaid"})
+    completed = stripe_event("checkout.session.completed", session)
+
+    # Delivered out of order and twice: completion first, then a stale expiry, then both again.
+    for event in (completed, expired, completed, expired):
+        assert deliver(event).status_code == 200
+
+    purchase.refresh_from_db()
+    assert (purchase.status, balance(organization)) == ("completed", 150)
+    assert PromotionRedemption.objects.filter(purchase=purchase).exists()
+
+
+def test_refund_after_partial_spend_takes_back_what_it_can_and_records_the_rest(
+    fake_stripe, deliver, organization, owner
+):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)  # $95.00
+    deliver(stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase)))
+    purchase.refresh_from_db()
+    spend_credits(organization=organization, amount=800, reason="usage", idempotency_key="t:spend")
+    assert balance(organization) == 200
+
+    half = charge_for(fake_stripe, purchase, refunded_cents=4750)
+    full = {**half, "amount_refunded": 9500, "refunded": True}
+    # Half refunded, then fully refunded; the events arrive full first, each twice.
+    for charge in (full, half, full, half):
+        assert deliver(stripe_event("charge.refunded", charge)).status_code == 200
+
+    purchase.refresh_from_db()
+    assert balance(organization) == 0
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (200, 800)
+    assert (purchase.status, purchase.refunded_amount) == ("refunded", Decimal("95.00"))
+    from core.models import AuditEvent
+
+    assert AuditEvent.objects.filter(event="refund_shortfall", organization=organization).count() == 1
+
+
+def test_partial_refunds_take_back_their_share_once_each(fake_stripe, deliver, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)
+    deliver(stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase)))
+    purchase.refresh_from_db()
+
+    quarter = charge_for(fake_stripe, purchase, refunded_cents=2375)
+    half = {**quarter, "amount_refunded": 4750}
+    for charge in (quarter, quarter, half, quarter, half):
+        deliver(stripe_event("charge.refunded", charge))
+
+    purchase.refresh_from_db()
+    assert balance(organization) == 500
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall, purchase.status) == (
+        500,
+        0,
+        "partially_refunded",
+    )
+
+
+def test_a_refund_arriving_before_its_payment_is_retried_and_then_applied_once(
+    fake_stripe, deliver, organization, owner
+):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)
+    session = paid_session(fake_stripe, purchase)
+    purchase.provider_payment_id = session["payment_intent"]
+    refund = stripe_event("charge.refunded", charge_for(fake_stripe, purchase, refunded_cents=9500))
+
+    early = deliver(refund)
+    assert early.status_code == 500  # nothing kept: Stripe delivers it again later
+    assert balance(organization) == 0
+
+    deliver(stripe_event("checkout.session.completed", session))
+    assert balance(organization) == 1000
+    assert deliver(refund).status_code == 200
+    assert deliver(refund).status_code == 200
+    assert balance(organization) == 0
+
+
+def test_a_stripe_dispute_flags_the_organization_once(fake_stripe, deliver, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    deliver(stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase)))
+    purchase.refresh_from_db()
+    charge = charge_for(fake_stripe, purchase)
+    dispute = fake_stripe.put(
+        {
+            "id": new_id("dp"),
+            "object": "dispute",
+            "amount": 9500,
+            "currency": "usd",
+            "charge": charge["id"],
+            "payment_intent": purchase.provider_payment_id,
+            "reason": "fraudulent",
+            "status": "needs_response",
+            "balance_transactions": [],
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+    event = stripe_event("charge.dispute.created", dispute)
+    assert deliver(event).status_code == 200
+    assert deliver({**event, "id": new_id("evt")}).status_code == 200
+
+    flagged = Dispute.objects.get()
+    assert (flagged.organization, flagged.source, flagged.status, flagged.reason) == (
+        organization,
+        "stripe",
+        "open",
+        "fraudulent",
+    )
+    assert flagged.purchase == purchase
+
+
+# --- Subscriptions --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stripe_prices(db, fake_stripe):
+    from billing.models import Plan
+
+    product = fake_stripe.put(
+        {
+            "id": "prod_plans",
+            "object": "product",
+            "name": "Creditdesk plans",
+            "active": True,
+            "livemode": False,
+            "created": 1700000000,
+            "metadata": {},
+            "type": "service",
+        }
+    )
+    for plan in Plan.objects.filter(code__in=["starter", "professional", "enterprise"]):
+        plan.stripe_price_id = f"price_{plan.code}"
+        plan.save(update_fields=["stripe_price_id"])
+        fake_stripe.put(
+            {
+                "id": plan.stripe_price_id,
+                "object": "price",
+                "active": True,
+                "currency": "usd",
+                "unit_amount": int(plan.monthly_price * 100),
+                "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
+                "type": "recurring",
+                "billing_scheme": "per_unit",
+                "product": product["id"],
+                "livemode": False,
+                "created": 1700000000,
+                "metadata": {},
+            }
+        )
+
+
+def stripe_subscription(fake_stripe, organization, plan: str, *, customer: str, status: str = "active") -> dict:
+    now = int(time.time())
+    subscription_id = new_id("sub")
+    return fake_stripe.put(
+        {
+            "id": subscription_id,
+            "object": "subscription",
+            "customer": customer,
+            "status": status,
+            "cancel_at_period_end": False,
+            "metadata": {"organization_id": str(organization.pk), "plan": plan},
+            "items": {
+                "object": "list",
+                "has_more": False,
+                "url": f"/v1/subscription_items?subscription={subscription_id}",
+                "data": [
+                    {
+                        "id": new_id("si"),
+                        "object": "subscription_item",
+                        "subscription": subscription_id,
+                        "quantity": 1,
+                        "created": now,
+                        "metadata": {},
+                        "price": fake_stripe.objects[f"price_{plan}"],
+                        "current_period_start": now,
+                        "current_period_end": now + 30 * 86400,
+                    }
+                ],
+            },
+            "livemode": False,
+            "created": now,
+        }
+    )
+
+
+def customer(fake_stripe, email="owner@acme.test") -> dict:
+    return fake_stripe.put(
+        {
+            "id": new_id("cus"),
+            "object": "customer",
+            "email": email,
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+            "invoice_settings": {"default_payment_method": None},
+        }
+    )
+
+
+def invoice(fake_stripe, subscription: dict, *, plan: str, amount_cents: int, reason: str) -> dict:
+    now = int(time.time())
+    return fake_stripe.put(
+        {
+            "id": new_id("in"),
+            "object": "invoice",
+            "customer": subscription["customer"],
+            "status": "paid",
+            "paid": True,
+            "amount_paid": amount_cents,
+            "amount_due": amount_cents,
+            "currency": "usd",
+            "billing_reason": reason,
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": subscription["id"],
+                    "metadata": subscription["metadata"],
+                },
+            },
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": new_id("il"),
+                        "object": "line_item",
+                        "amount": amount_cents,
+                        "pricing": {"price_details": {"price": f"price_{plan}"}},
+                        "period": {"start": now, "end": now + 30 * 86400},
+                    }
+                ],
+                "has_more": False,
+            },
+            "livemode": False,
+            "created": now,
+            "metadata": {},
+        }
+    )
+
+
+def test_subscription_change_without_a_subscription_opens_checkout_in_subscription_mode(
+    fake_stripe, stripe_prices, client, owner, organization
+):
+    client.force_login(owner)
+    response = client.post("/api/subscription/change", {"plan": "starter"}, content_type="application/json")
+
+    assert response.status_code == 200
+    assert response.json()["checkoutUrl"].startswith("https://checkout.stripe.test/")
+    [body] = fake_stripe.posted("checkout/sessions")
+    assert (body["mode"], body["line_items[0][price]"]) == (["subscription"], ["price_starter"])
+    assert body["subscription_data[metadata][organization_id]"] == [str(organization.pk)]
+    organization.refresh_from_db()
+    assert organization.plan_id == "free"  # until Stripe confirms the payment
+
+
+def test_invoice_paid_grants_the_period_credits_once_per_invoice_and_sets_the_plan(
+    fake_stripe, stripe_prices, deliver, organization, redis_client, mailoutbox, django_capture_on_commit_callbacks
+):
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, "starter", customer=buyer["id"])
+    first = invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_create")
+    session = fake_stripe.put(
+        {
+            "id": new_id("cs"),
+            "object": "checkout.session",
+            "mode": "subscription",
+            "status": "complete",
+            "payment_status": "paid",
+            "customer": buyer["id"],
+            "subscription": subscription["id"],
+            "client_reference_id": str(organization.pk),
+            "metadata": {"organization_id": str(organization.pk), "plan": "starter"},
+            "amount_total": 1999,
+            "currency": "usd",
+            "payment_intent": None,
+            "livemode": False,
+            "created": int(time.time()),
+        }
+    )
+    paid = stripe_event("invoice.paid", first)
+    completed = stripe_event("checkout.session.completed", session)
+
+    # The invoice is often paid before the checkout's own event arrives; each comes twice.
+    with django_capture_on_commit_callbacks(execute=True):
+        for event in (paid, completed, paid, completed):
+            assert deliver(event).status_code == 200
+
+    organization.refresh_from_db()
+    assert organization.plan_id == "starter"
+    assert balance(organization) == 200
+    local = Subscription.objects.get(organization=organization)
+    assert (local.status, local.stripe_subscription_id, local.stripe_customer_id) == (
+        "active",
+        subscription["id"],
+        buyer["id"],
+    )
+    assert redis_client.hget(f"creditdesk:org:{organization.pk}", "plan") == "starter"
+
+    renewal = invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_cycle")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(stripe_event("invoice.paid", renewal))
+        deliver(stripe_event("invoice.paid", renewal))
+    assert balance(organization) == 400
+    assert Purchase.objects.filter(kind="subscription", organization=organization).count() == 2
+    assert [m.subject for m in mailoutbox][-1].startswith("Your Starter plan renewed")
+
+
+def test_upgrade_swaps_the_price_with_proration_and_the_prorated_invoice_grants_its_share(
+    fake_stripe, stripe_prices, deliver, client, owner, organization
+):
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, "starter", customer=buyer["id"])
+    deliver(
+        stripe_event(
+            "invoice.paid",
+            invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_create"),
+        )
+    )
+    client.force_login(owner)
+
+    response = client.post("/api/subscription/change", {"plan": "professional"}, content_type="application/json")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["plan"]["code"] == "professional"
+    [modify] = fake_stripe.posted(f"subscriptions/{subscription['id']}")
+    assert modify["items[0][price]"] == ["price_professional"]
+    assert modify["proration_behavior"] == ["always_invoice"]
+    organization.refresh_from_db()
+    assert organization.plan_id == "professional"
+
+    # The proration invoice: half of the $30 difference; credits pro rata of 600.
+    prorated = invoice(fake_stripe, subscription, plan="professional", amount_cents=2499, reason="subscription_update")
+    deliver(stripe_event("invoice.paid", prorated))
+    deliver(stripe_event("invoice.paid", prorated))
+    assert balance(organization) == 200 + 299
+
+
+def test_cancel_asks_stripe_to_cancel_at_period_end_and_deletion_returns_to_free(
+    fake_stripe, stripe_prices, deliver, client, owner, organization
+):
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, "starter", customer=buyer["id"])
+    deliver(
+        stripe_event(
+            "invoice.paid",
+            invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_create"),
+        )
+    )
+    client.force_login(owner)
+
+    response = client.post("/api/subscription/cancel", content_type="application/json")
+
+    assert response.status_code == 200
+    assert response.json()["cancelAtPeriodEnd"] is True
+    [modify] = fake_stripe.posted(f"subscriptions/{subscription['id']}")
+    assert modify["cancel_at_period_end"] == ["true"]
+    organization.refresh_from_db()
+    assert organization.plan_id == "starter"  # paid until the end of the period
+
+    ended = {**subscription, "status": "canceled"}
+    fake_stripe.put(ended)
+    deleted = stripe_event("customer.subscription.deleted", ended)
+    assert deliver(deleted).status_code == 200
+    assert deliver(deleted).status_code == 200
+    organization.refresh_from_db()
+    assert organization.plan_id == "free"
+    assert Subscription.objects.get(organization=organization).status == "canceled"
+
+
+def test_the_customer_portal_redirects_to_stripe(fake_stripe, stripe_prices, deliver, client, owner, organization):
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, "starter", customer=buyer["id"])
+    deliver(
+        stripe_event(
+            "invoice.paid",
+            invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_create"),
+        )
+    )
+    client.force_login(owner)
+
+    response = client.post("/billing/plan/portal")
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://billing.stripe.test/session/x"
+    [body] = fake_stripe.posted("billing_portal/sessions")
+    assert body["customer"] == [buyer["id"]]
+
+
+def test_webhook_secret_is_the_endpoints(stripe_endpoint):
+    assert stripe_endpoint.secret == STRIPE_SECRET
