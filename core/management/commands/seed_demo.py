@@ -43,4 +43,7 @@ class Command(JsonCommand):
             reason="Demo starting credits",
             idempotency_key="seed_demo:welcome-credits",
         )
+        from usage.demo import seed_demo_usage
+
+        seed_demo_usage(organization=organization)
         return {"logins": LOGINS, "orgId": organization.pk}
