@@ -1,0 +1,241 @@
+"""PayPal Orders v2: order, approval, capture on return and the verified webhook, granting once per capture."""
+
+import json
+import threading
+from decimal import Decimal
+
+import pytest
+import responses
+from django.db import connection
+
+from billing.models import Purchase
+from billing.services import record_paypal_capture, start_purchase
+from credits.models import Transaction
+from credits.selectors import get_balance
+from tests.billing.conftest import PAYPAL_BASE, quote_for
+
+ORDER_ID = "5O190127TN364715T"
+CAPTURE_ID = "3C679366HH908993F"
+
+
+@pytest.fixture
+def paypal_api(paypal_settings):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(
+            "POST",
+            f"{PAYPAL_BASE}/v1/oauth2/token",
+            json={"access_token": "A21AAF-token", "token_type": "Bearer", "expires_in": 32400},
+        )
+        mock.add(
+            "POST",
+            f"{PAYPAL_BASE}/v2/checkout/orders",
+            json={
+                "id": ORDER_ID,
+                "status": "PAYER_ACTION_REQUIRED",
+                "links": [
+                    {"href": f"https://www.sandbox.paypal.com/checkoutnow?token={ORDER_ID}", "rel": "payer-action"}
+                ],
+            },
+            status=200,
+        )
+        yield mock
+
+
+def captured_order(amount: str) -> dict:
+    return {
+        "id": ORDER_ID,
+        "status": "COMPLETED",
+        "purchase_units": [
+            {
+                "reference_id": "1",
+                "payments": {
+                    "captures": [
+                        {"id": CAPTURE_ID, "status": "COMPLETED", "amount": {"currency_code": "USD", "value": amount}}
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def webhook_event(amount: str, *, capture_id: str = CAPTURE_ID) -> dict:
+    return {
+        "id": "WH-58D329510W468432D-8HN650336L201105X",
+        "event_type": "PAYMENT.CAPTURE.COMPLETED",
+        "resource_type": "capture",
+        "resource": {
+            "id": capture_id,
+            "status": "COMPLETED",
+            "amount": {"currency_code": "USD", "value": amount},
+            "custom_id": "1",
+            "supplementary_data": {"related_ids": {"order_id": ORDER_ID}},
+        },
+    }
+
+
+SIGNED_HEADERS = {
+    "HTTP_PAYPAL_AUTH_ALGO": "SHA256withRSA",
+    "HTTP_PAYPAL_CERT_URL": "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-1",
+    "HTTP_PAYPAL_TRANSMISSION_ID": "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
+    "HTTP_PAYPAL_TRANSMISSION_SIG": "lmI95Jx3Y9nhR5SJWlHVIWpg4AgFk7n9bCHSRxbrd8A9zrhdu2rMyFrmz+Zjh3s3boXB07VXCXUZy==",
+    "HTTP_PAYPAL_TRANSMISSION_TIME": "2026-11-21T10:00:00Z",
+}
+
+
+def start_paypal_purchase(organization, owner, credits: int = 1000) -> Purchase:
+    quote = quote_for(organization, credits=credits)
+    started = start_purchase(organization=organization, quote_id=quote.pk, provider="paypal", actor=owner)
+    assert started.checkout_url == f"https://www.sandbox.paypal.com/checkoutnow?token={ORDER_ID}"
+    return started.purchase
+
+
+@pytest.mark.django_db
+def test_an_order_is_created_for_the_quote_total(paypal_api, organization, owner):
+    purchase = start_paypal_purchase(organization, owner, credits=5000)
+
+    order_call = next(call for call in paypal_api.calls if call.request.url.endswith("/v2/checkout/orders"))
+    body = json.loads(order_call.request.body)
+    assert body["intent"] == "CAPTURE"
+    assert body["purchase_units"][0]["amount"] == {"currency_code": "USD", "value": "450.00"}
+    assert order_call.request.headers["Authorization"] == "Bearer A21AAF-token"
+    assert order_call.request.headers["PayPal-Request-Id"] == f"creditdesk-purchase-{purchase.pk}"
+    purchase.refresh_from_db()
+    assert (purchase.provider_reference, purchase.status) == (ORDER_ID, "pending")
+
+
+@pytest.mark.django_db
+def test_capture_on_return_then_the_webhook_grants_once(
+    paypal_api, client, organization, owner, django_capture_on_commit_callbacks, mailoutbox
+):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add("POST", f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}/capture", json=captured_order("95.00"))
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "SUCCESS"}
+    )
+    client.force_login(owner)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        returned = client.get(f"/billing/paypal/return?token={ORDER_ID}&PayerID=PAYER1")
+        hooked = client.post(
+            "/billing/paypal/webhook",
+            data=json.dumps(webhook_event("95.00")),
+            content_type="application/json",
+            **SIGNED_HEADERS,
+        )
+        again = client.post(
+            "/billing/paypal/webhook",
+            data=json.dumps(webhook_event("95.00")),
+            content_type="application/json",
+            **SIGNED_HEADERS,
+        )
+
+    assert returned.status_code == 302 and returned["Location"] == f"/billing/purchases/{purchase.pk}/"
+    assert (hooked.status_code, again.status_code) == (200, 200)
+    assert get_balance(organization_id=organization.pk) == 1000
+    assert Transaction.objects.filter(idempotency_key=f"paypal:capture:{CAPTURE_ID}").count() == 1
+    assert len(mailoutbox) == 1
+
+
+@pytest.mark.django_db
+def test_the_webhook_first_then_the_return_grants_once(paypal_api, client, organization, owner):
+    start_paypal_purchase(organization, owner)
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "SUCCESS"}
+    )
+    paypal_api.add(
+        "POST",
+        f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}/capture",
+        status=422,
+        json={"name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "ORDER_ALREADY_CAPTURED"}]},
+    )
+    paypal_api.add("GET", f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}", json=captured_order("95.00"))
+    client.force_login(owner)
+
+    client.post(
+        "/billing/paypal/webhook",
+        data=json.dumps(webhook_event("95.00")),
+        content_type="application/json",
+        **SIGNED_HEADERS,
+    )
+    client.get(f"/billing/paypal/return?token={ORDER_ID}")
+    client.get(f"/billing/paypal/return?token={ORDER_ID}")
+
+    assert get_balance(organization_id=organization.pk) == 1000
+
+
+@pytest.mark.django_db
+def test_a_forged_webhook_is_refused_and_grants_nothing(paypal_api, client, organization, owner):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "FAILURE"}
+    )
+
+    forged = client.post(
+        "/billing/paypal/webhook",
+        data=json.dumps(webhook_event("95.00")),
+        content_type="application/json",
+        **SIGNED_HEADERS,
+    )
+    unsigned = client.post(
+        "/billing/paypal/webhook", data=json.dumps(webhook_event("95.00")), content_type="application/json"
+    )
+
+    assert (forged.status_code, unsigned.status_code) == (400, 400)
+    purchase.refresh_from_db()
+    assert (purchase.status, get_balance(organization_id=organization.pk)) == ("pending", 0)
+    verify = next(c for c in paypal_api.calls if c.request.url.endswith("verify-webhook-signature"))
+    sent = json.loads(verify.request.body)
+    assert sent["webhook_id"] == "WH-TEST-1"
+    assert sent["webhook_event"]["resource"]["id"] == CAPTURE_ID
+
+
+@pytest.mark.django_db
+def test_a_capture_of_another_amount_grants_nothing(paypal_api, organization, owner):
+    purchase = start_paypal_purchase(organization, owner)
+
+    record_paypal_capture(order_id=ORDER_ID, capture_id=CAPTURE_ID, amount=Decimal("0.95"), currency="usd")
+
+    purchase.refresh_from_db()
+    assert (purchase.status, get_balance(organization_id=organization.pk)) == ("failed", 0)
+
+
+@pytest.mark.django_db
+def test_paypal_being_down_fails_the_purchase_cleanly(paypal_settings, organization, owner):
+    from billing.errors import PaymentProviderError
+
+    quote = quote_for(organization, credits=1000)
+    with responses.RequestsMock() as mock:
+        mock.add("POST", f"{PAYPAL_BASE}/v1/oauth2/token", status=503)
+        with pytest.raises(PaymentProviderError):
+            start_purchase(organization=organization, quote_id=quote.pk, provider="paypal", actor=owner)
+    purchase = Purchase.objects.get(quote=quote)
+    assert purchase.status == "failed"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_return_and_the_webhook_racing_grant_once(paypal_api, organization, owner):
+    purchase = start_paypal_purchase(organization, owner)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def report() -> None:
+        try:
+            barrier.wait()
+            record_paypal_capture(order_id=ORDER_ID, capture_id=CAPTURE_ID, amount=Decimal("95.00"), currency="USD")
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=report) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    purchase.refresh_from_db()
+    assert purchase.status == "completed"
+    assert get_balance(organization_id=organization.pk) == 1000
+    assert Transaction.objects.filter(kind="purchase").count() == 1
