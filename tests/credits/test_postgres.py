@@ -1,0 +1,186 @@
+"""PostgreSQL: the triggers, and real concurrency with threads on separate connections."""
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from credits import services, system_accounts
+from credits.errors import InsufficientCredits, RefundExceedsSpend
+from credits.models import Entry, Transaction
+from credits.selectors import get_system_account, get_wallet, verify_ledger
+from tests.credits.conftest import fund
+from tests.factories import OrganizationFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# Threads each hold a connection; stay well under max_connections on a shared server.
+THREADS = 20
+
+
+def run_in_threads(jobs, workers=THREADS):
+    """Run callables concurrently, each thread on its own connection (closed afterwards)."""
+    start = threading.Event()
+
+    def wrapped(job):
+        try:
+            start.wait(timeout=10)
+            return job()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(wrapped, job) for job in jobs]
+        start.set()
+        return [future.result() for future in futures]
+
+
+def outcome(service, **kwargs):
+    try:
+        return service(**kwargs)
+    except InsufficientCredits:
+        return None
+
+
+# --- triggers ------------------------------------------------------------------------------
+
+
+def test_the_database_rejects_a_transaction_whose_entries_do_not_sum_to_zero(db):
+    organization = OrganizationFactory()
+    wallet = get_wallet(organization=organization)
+    source = get_system_account(system_accounts.PROMOTION_GRANTS)
+    with pytest.raises(IntegrityError, match="sum to 5, not zero"), transaction.atomic():
+        txn = Transaction.objects.create(kind="promotion")
+        Entry.objects.create(transaction=txn, account=source, amount=-5)
+        Entry.objects.create(transaction=txn, account=wallet, amount=10, balance_after=10)
+    assert not Transaction.objects.exists()
+
+
+def test_the_database_accepts_balanced_entries_inserted_one_by_one(db):
+    wallet = get_wallet(organization=OrganizationFactory())
+    source = get_system_account(system_accounts.PROMOTION_GRANTS)
+    with transaction.atomic():
+        txn = Transaction.objects.create(kind="promotion")
+        Entry.objects.create(transaction=txn, account=source, amount=-5)
+        Entry.objects.create(transaction=txn, account=wallet, amount=5, balance_after=5)
+    assert Entry.objects.filter(transaction=txn).count() == 2
+
+
+@pytest.mark.parametrize("change", ["update_entry", "delete_entry", "update_transaction", "delete_transaction"])
+def test_the_database_refuses_to_change_or_delete_ledger_rows(db, change):
+    txn = fund(OrganizationFactory(), 10)
+    entry = Entry.objects.filter(transaction=txn).first()
+    with pytest.raises(IntegrityError, match="append-only"):
+        if change == "update_entry":
+            Entry.objects.filter(pk=entry.pk).update(amount=999)
+        elif change == "delete_entry":
+            Entry.objects.filter(pk=entry.pk).delete()
+        elif change == "update_transaction":
+            Transaction.objects.filter(pk=txn.pk).update(memo="rewritten")
+        else:
+            connection.cursor().execute("DELETE FROM credits_transaction WHERE id = %s", [txn.pk])
+    assert Entry.objects.get(pk=entry.pk).amount == entry.amount
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+def test_fifty_concurrent_spends_never_overdraw_a_wallet(db):
+    organization = OrganizationFactory()
+    fund(organization, 100)
+    amounts = [random.randint(1, 5) for _ in range(50)]
+    results = run_in_threads(
+        [
+            lambda amount=amount: outcome(services.spend_credits, organization=organization, amount=amount)
+            for amount in amounts
+        ]
+    )
+    charged = sum(amount for amount, result in zip(amounts, results, strict=True) if result is not None)
+    wallet = get_wallet(organization=organization)
+    assert wallet.balance == 100 - charged >= 0
+    assert sum(amounts) > 100 and any(result is None for result in results)
+    successes = [result for result in results if result is not None]
+    # every success saw a distinct balance, and the chain of balances is the ledger's
+    assert sorted(next(iter(r.balances_after.values())) for r in successes) == sorted(
+        Entry.objects.filter(account=wallet)
+        .exclude(transaction__kind="purchase")
+        .values_list("balance_after", flat=True)
+    )
+    assert verify_ledger().ok
+
+
+def test_concurrent_transfers_both_ways_finish_without_deadlock_and_keep_the_total(db):
+    organizations = [OrganizationFactory() for _ in range(10)]
+    for organization in organizations:
+        fund(organization, 1000)
+    rng = random.Random(7)
+    pairs = [rng.sample(organizations, 2) for _ in range(200)]
+
+    def transfers(chunk):
+        done = 0
+        for source, target in chunk:
+            result = outcome(
+                services.transfer_credits,
+                from_organization=source,
+                to_organization=target,
+                amount=rng.randint(1, 300),
+                reason="bank test",
+            )
+            done += result is not None
+        return done
+
+    chunks = [pairs[n::10] for n in range(10)]
+    done = run_in_threads([lambda chunk=chunk: transfers(chunk) for chunk in chunks], workers=10)
+    assert sum(done) > 100
+    assert sum(get_wallet(organization=o).balance for o in organizations) == 10_000
+    assert all(get_wallet(organization=o).balance >= 0 for o in organizations)
+    assert verify_ledger().ok
+
+
+def test_concurrent_duplicates_of_one_idempotency_key_charge_once(db):
+    organization = OrganizationFactory()
+    fund(organization, 100)
+    results = run_in_threads(
+        [
+            lambda: services.spend_credits(organization=organization, amount=7, idempotency_key="usage:dup")
+            for _ in range(10)
+        ],
+        workers=10,
+    )
+    assert len({result.pk for result in results}) == 1
+    assert sum(not result.replayed for result in results) == 1
+    assert get_wallet(organization=organization).balance == 93
+
+
+def test_concurrent_refunds_of_one_spend_never_exceed_it(db):
+    organization = OrganizationFactory()
+    fund(organization, 100)
+    spend = services.spend_credits(organization=organization, amount=30)
+
+    def refund():
+        try:
+            return services.refund_credits(original=spend, amount=4, reason="race")
+        except RefundExceedsSpend:
+            return None
+
+    results = run_in_threads([refund for _ in range(12)], workers=12)
+    assert sum(result is not None for result in results) == 7
+    assert get_wallet(organization=organization).balance == 98
+
+
+def test_a_transaction_that_fails_half_way_leaves_nothing(db, monkeypatch):
+    organization = OrganizationFactory()
+    fund(organization, 50)
+    before = (Transaction.objects.count(), Entry.objects.count(), get_wallet(organization=organization).version)
+
+    def broken(topic, ids):
+        raise RuntimeError("crash after the entries were written")
+
+    monkeypatch.setattr(services, "record_changes", broken)
+    with pytest.raises(RuntimeError):
+        services.spend_credits(organization=organization, amount=20)
+    wallet = get_wallet(organization=organization)
+    assert (Transaction.objects.count(), Entry.objects.count(), wallet.version) == before
+    assert wallet.balance == 50
