@@ -356,6 +356,9 @@ class CreditTransactionsApi(CustomerApi):
 
 class PurchaseValidateApi(CustomerApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PurchaseValidateInput"
+
         credits = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID)
         packageId = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID)
         promoCode = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=40)
@@ -412,6 +415,9 @@ class PurchaseValidateApi(CustomerApi):
 
 class PurchaseApi(CustomerApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PurchaseInput"
+
         quoteId = serializers.UUIDField()
         provider = serializers.ChoiceField(choices=Provider.values)
 
@@ -533,6 +539,9 @@ class SubscriptionApi(CustomerApi):
 
 class SubscriptionChangeApi(CustomerApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "SubscriptionChangeInput"
+
         plan = StrictCharField(max_length=32)
         provider = serializers.ChoiceField(choices=[Provider.STRIPE, Provider.SANDBOX], required=False)
 
