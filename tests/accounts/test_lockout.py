@@ -121,3 +121,22 @@ def test_customers_cannot_open_the_admin(client, owner):
     response = client.get("/admin/accounts/loginlockout/")
     assert response.status_code in (302, 403)
     assert "owner@acme.test" not in response.content.decode()
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(client, settings, db):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 0
+    for _ in range(ALLOWED_FAILURES + 1):
+        client.post("/accounts/login/", {"login": "x@example.test", "password": "bad"}, HTTP_X_FORWARDED_FOR="6.6.6.6")
+    assert LoginLockout.objects.get().ip_address == "127.0.0.1"
+
+
+def test_the_client_ip_comes_from_the_trusted_proxy_hop(client, settings, db):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    for _ in range(ALLOWED_FAILURES + 1):
+        client.post(
+            "/accounts/login/",
+            {"login": "x@example.test", "password": "bad"},
+            HTTP_X_FORWARDED_FOR="1.1.1.1, 6.6.6.6",  # spoofed by the client, then appended by our proxy
+            REMOTE_ADDR="10.0.0.2",
+        )
+    assert LoginLockout.objects.get().ip_address == "6.6.6.6"
