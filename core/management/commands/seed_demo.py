@@ -46,4 +46,7 @@ class Command(JsonCommand):
         from usage.demo import seed_demo_usage
 
         seed_demo_usage(organization=organization)
+        from billing.demo import seed_demo_billing
+
+        seed_demo_billing(organization=organization)
         return {"logins": LOGINS, "orgId": organization.pk}
