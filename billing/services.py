@@ -993,3 +993,25 @@ def install_stripe_webhook_endpoint(*, secret: str, endpoint_id: str = "we_credi
         },
     )
     return endpoint
+
+
+# --- Housekeeping -----------------------------------------------------------------------------
+
+
+STALE_PURCHASE_AGE = timedelta(hours=24)
+QUOTE_RETENTION = timedelta(days=1)
+
+
+def expire_stale_billing(*, now=None) -> dict[str, int]:
+    """Pending purchases nobody paid within a day (their checkout is long gone) are expired and free their
+    promotion; open quotes a day past expiry are deleted. Safe to run any time (periodic task)."""
+    now = now or timezone.now()
+    stale_ids = list(
+        Purchase.objects.filter(status=Purchase.Status.PENDING, created_at__lt=now - STALE_PURCHASE_AGE).values_list(
+            "pk", flat=True
+        )[:1000]
+    )
+    for purchase_id in stale_ids:
+        release_purchase(purchase_id=purchase_id, status=Purchase.Status.EXPIRED, note="Never paid.")
+    deleted, _ = Quote.objects.filter(status=Quote.Status.OPEN, expires_at__lt=now - QUOTE_RETENTION).delete()
+    return {"purchases": len(stale_ids), "quotes": deleted}

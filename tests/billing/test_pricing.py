@@ -181,3 +181,22 @@ def test_the_database_refuses_a_second_redemption_by_one_organization(organizati
     PromotionRedemption.objects.create(promotion=promotion, organization=organization)
     with pytest.raises(IntegrityError), transaction.atomic():
         PromotionRedemption.objects.create(promotion=promotion, organization=organization)
+
+
+def test_housekeeping_expires_unpaid_purchases_and_frees_their_promotion(sandbox, organization, owner):
+    from billing.models import Purchase
+    from billing.services import _reserve_purchase, expire_stale_billing
+
+    make_promotion(code="LATE", percent_off=None, bonus_credits=10)
+    quote = create_quote(organization=organization, credits=100, promo_code="LATE")
+    purchase = _reserve_purchase(organization=organization, quote_id=quote.pk, provider="stripe", actor=owner)
+    old_quote = create_quote(organization=organization, credits=100)
+    Quote.objects.filter(pk=old_quote.pk).update(expires_at=timezone.now() - timedelta(days=2))
+    Purchase.objects.filter(pk=purchase.pk).update(created_at=timezone.now() - timedelta(days=2))
+
+    assert expire_stale_billing() == {"purchases": 1, "quotes": 1}
+
+    purchase.refresh_from_db()
+    assert purchase.status == "expired"
+    assert not PromotionRedemption.objects.exists()
+    assert Quote.objects.filter(pk=quote.pk).exists()
