@@ -171,6 +171,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 600.0,
         "options": {"expires": 500},
     },
+    # Billing (billing/tasks.py): expire purchases never paid (frees their promotion), drop old quotes.
+    "billing-expire-stale": {
+        "task": "billing.tasks.expire_stale_billing",
+        "schedule": 3600.0,
+        "options": {"expires": 1800},
+    },
 }
 
 # --- Auth ----------------------------------------------------------------------
