@@ -184,7 +184,13 @@ def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
 
 
 def _execute(params: dict[str, Any]) -> tuple | None:
-    with connection.cursor() as cursor:
+    """Run the statement with server-side binding, so psycopg prepares it once per connection
+    (after a few runs) instead of PostgreSQL planning the CTE on every report. Django's own
+    cursors bind on the client; the wrapper keeps Django's error mapping and query logging."""
+    import psycopg
+
+    connection.ensure_connection()
+    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
         cursor.execute(_POST_USAGE_SQL, params)
         return cursor.fetchone()
 
