@@ -72,7 +72,9 @@ class AmountTooSmall(ValidationFailed):
 class PaymentProviderError(ApplicationError):
     code = "payment_provider_error"
     status_code = 502
-    default_message = "The payment provider could not be reached; nothing was charged. Try again."
+    default_message = (
+        "The payment provider could not be reached; nothing was charged. Ask for a new quote and try again."
+    )
 
 
 class PaymentNotRecorded(ApplicationError):
