@@ -140,3 +140,19 @@ def test_the_client_ip_comes_from_the_trusted_proxy_hop(client, settings, db):
             REMOTE_ADDR="10.0.0.2",
         )
     assert LoginLockout.objects.get().ip_address == "6.6.6.6"
+
+
+def test_clearing_an_ip_lock_out_lets_that_ip_log_in_again(
+    client, settings, owner, staff, django_capture_on_commit_callbacks
+):
+    from accounts.services import clear_lockout
+
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "3/10m/ip,50/15m/key"}
+    for n in range(3):
+        log_in(client, f"someone{n}@example.test", "wrong-password-0")
+    assert "Too many failed" in log_in(client, "owner@acme.test", PASSWORD).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        clear_lockout(lockout=LoginLockout.objects.get(scope="ip"), actor=staff)
+
+    assert log_in(client, "owner@acme.test", PASSWORD)["Location"] == "/dashboard/"

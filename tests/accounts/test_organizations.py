@@ -259,3 +259,13 @@ def test_business_admins_group_has_model_permissions(db):
     assert not {c for c in codenames if c[1].startswith("delete_")}
     assert Permission.objects.filter(content_type__app_label="djstripe").exists()
     assert any(label == "djstripe" for label, _ in codenames)
+
+
+def test_the_invitation_email_task_skips_an_invitation_no_longer_pending(invite, outsider):
+    from accounts.tasks import send_invitation_email
+
+    invitation = invite("outsider@globex.test")
+    accept_invitation(invitation=invitation, user=outsider, confirm_move=True)
+    sent = len(mail.outbox)
+    send_invitation_email(invitation.pk)  # a second delivery of the queued task
+    assert len(mail.outbox) == sent

@@ -163,3 +163,9 @@ def test_provider_apps_come_from_the_environment_only_when_id_and_secret_are_set
     assert social_apps("GOOGLE") == []
     monkeypatch.setenv("GOOGLE_CLIENT_SECRET", "sec")
     assert social_apps("GOOGLE") == [{"client_id": "cid", "secret": "sec"}]
+
+
+def test_an_unconfigured_provider_is_not_found(client, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    assert client.post("/accounts/google/login/").status_code == 404
+    assert client.get("/accounts/oidc/linkedin/login/").status_code == 404
