@@ -164,7 +164,7 @@ def run_load(
                 next_at += interval
             else:
                 began = time.perf_counter()
-            if began >= stop_at[0]:
+            if began >= stop_at[0] or time.perf_counter() >= stop_at[0]:
                 break
             path, body, count = make_request(thread, n)
             status = client.post(path, body)

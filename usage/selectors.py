@@ -2,12 +2,15 @@
 
 import base64
 import binascii
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
@@ -66,10 +69,13 @@ _PRIOR_FIELDS = ("id", "fingerprint", "remaining_credits", "recorded_at", "trans
 
 
 def _org_context(row: dict[str, Any]) -> OrgContext:
+    allowed = row["organization__plan__allowed_query_types"]
+    if isinstance(allowed, str):  # jsonb as text: Django's connections leave decoding to the field
+        allowed = json.loads(allowed)
     plan = Plan(
         code=row["organization__plan_id"],
         allows_all_query_types=row["organization__plan__allows_all_query_types"],
-        allowed_query_types=row["organization__plan__allowed_query_types"] or [],
+        allowed_query_types=allowed if isinstance(allowed, list) else [],
     )
     return OrgContext(
         organization_id=row["organization_id"],
@@ -86,7 +92,22 @@ def _uuid(value: Any) -> uuid.UUID:
 def get_report_context(*, user_id: int, api_key_id: int, idempotency_key: str | None) -> ReportContext | None:
     """Everything a report is checked against, in one query: the user's organization, its
     plan and wallet, the API key when it is that organization's, and the live event holding
-    the idempotency key. None when the user is unknown or belongs to no organization."""
+    the idempotency key. None when the user is unknown or belongs to no organization.
+
+    On PostgreSQL the ORM's SQL is compiled once per process and run as a prepared
+    statement (the hot path would otherwise compile and plan it on every report)."""
+    if connection.vendor == "postgresql":
+        row = _run_prepared(idempotency_key is not None, user_id, api_key_id, idempotency_key)
+    else:
+        queryset, fields = _context_queryset(user_id, api_key_id, idempotency_key)
+        rows = list(queryset.values(*fields)[:1])
+        row = rows[0] if rows else None
+    if row is None:
+        return None
+    return _report_context(row)
+
+
+def _context_queryset(user_id: Any, api_key_id: Any, idempotency_key: str | None) -> tuple[QuerySet, list[str]]:
     queryset = Membership.objects.filter(user_id=user_id).annotate(
         key=FilteredRelation("organization__api_keys", condition=Q(organization__api_keys__pk=api_key_id))
     )
@@ -102,10 +123,35 @@ def get_report_context(*, user_id: int, api_key_id: int, idempotency_key: str | 
             )
         )
         fields += [f"prior__{name}" for name in _PRIOR_FIELDS]
-    rows = list(queryset.values(*fields)[:1])
-    if not rows:
-        return None
-    row = rows[0]
+    return queryset, fields
+
+
+# Sentinels that mark where each argument lands among the compiled query's parameters.
+_USER, _KEY, _IDEMPOTENCY = -7_000_001, -7_000_002, "\x01idempotency-key\x01"
+
+
+@lru_cache(maxsize=2)
+def _compiled_context(with_key: bool) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
+    queryset, fields = _context_queryset(_USER, _KEY, _IDEMPOTENCY if with_key else None)
+    sql, params = queryset.values(*fields)[:1].query.sql_with_params()
+    slots = {_USER: 0, _KEY: 1, _IDEMPOTENCY: 2}
+    positions = tuple(slots[param] for param in params)
+    return sql, tuple(fields), positions
+
+
+def _run_prepared(with_key: bool, user_id: int, api_key_id: int, idempotency_key: str | None) -> dict | None:
+    import psycopg
+
+    sql, fields, positions = _compiled_context(with_key)
+    arguments = (user_id, api_key_id, idempotency_key)
+    connection.ensure_connection()
+    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
+        cursor.execute(sql, [arguments[position] for position in positions])
+        row = cursor.fetchone()
+    return dict(zip(fields, row, strict=True)) if row is not None else None
+
+
+def _report_context(row: dict[str, Any]) -> ReportContext:
     org = _org_context(row)
     key = None
     if row["key__id"] is not None:

@@ -385,3 +385,7 @@ def test_crossing_the_low_credit_threshold_queues_one_alert(
     assert len(below) == len(first)
     assert len(mailoutbox) == 1
     assert Account.objects.get(organization=organization).low_credit_alerted is True
+
+
+def test_a_query_type_that_is_only_part_of_an_allowed_one_is_refused(post_report, report_body):
+    assert_error(post_report(report_body(queryType="stand")), 403, "query_type_not_allowed")
