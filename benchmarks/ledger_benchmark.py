@@ -164,8 +164,9 @@ def bulk_load_entries(wallet_id: int, count: int) -> None:
             "UPDATE credits_account SET balance = balance + %s, version = version + %s WHERE id = %s",
             [count, count, wallet_id],
         )
-        cursor.execute("ALTER TABLE credits_entry ENABLE TRIGGER credits_entry_zero_sum")
+    # After commit: the (deferred) foreign-key checks of the load are still pending until then.
     with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE credits_entry ENABLE TRIGGER credits_entry_zero_sum")
         cursor.execute("ANALYZE credits_entry")
 
 

@@ -11,6 +11,7 @@ from credits import services, system_accounts
 from credits.errors import InsufficientCredits, RefundExceedsSpend
 from credits.models import Entry, Transaction
 from credits.selectors import get_system_account, get_wallet, verify_ledger
+from credits.services import Posting
 from tests.credits.conftest import fund
 from tests.factories import OrganizationFactory
 
@@ -170,17 +171,50 @@ def test_concurrent_refunds_of_one_spend_never_exceed_it(db):
     assert get_wallet(organization=organization).balance == 98
 
 
-def test_a_transaction_that_fails_half_way_leaves_nothing(db, monkeypatch):
-    organization = OrganizationFactory()
+@pytest.mark.parametrize("path", ["one_wallet", "transfer"])
+def test_a_transaction_that_fails_half_way_leaves_nothing(db, monkeypatch, path):
+    organization, other = OrganizationFactory(), OrganizationFactory()
     fund(organization, 50)
     before = (Transaction.objects.count(), Entry.objects.count(), get_wallet(organization=organization).version)
 
-    def broken(topic, ids):
+    def broken(*args, **kwargs):
         raise RuntimeError("crash after the entries were written")
 
-    monkeypatch.setattr(services, "record_changes", broken)
-    with pytest.raises(RuntimeError):
-        services.spend_credits(organization=organization, amount=20)
+    if path == "one_wallet":
+        monkeypatch.setattr(services, "_posted", broken)  # runs after the single statement
+        with pytest.raises(RuntimeError):
+            services.spend_credits(organization=organization, amount=20)
+    else:
+        monkeypatch.setattr(services, "record_changes", broken)  # runs after the entries' bulk insert
+        with pytest.raises(RuntimeError):
+            services.transfer_credits(from_organization=organization, to_organization=other, amount=20, reason="x")
     wallet = get_wallet(organization=organization)
     assert (Transaction.objects.count(), Entry.objects.count(), wallet.version) == before
-    assert wallet.balance == 50
+    assert (wallet.balance, get_wallet(organization=other).balance) == (50, 0)
+
+
+def test_a_one_wallet_posting_is_one_statement_after_the_transaction_row(db, redis_client):
+    from django.test.utils import CaptureQueriesContext
+
+    organization = OrganizationFactory()
+    services.set_wallet(organization=organization, low_credit_threshold=5)
+    fund(organization, 10)
+    wallet = get_wallet(organization=organization)
+    revenue = get_system_account(system_accounts.USAGE_REVENUE)
+    with CaptureQueriesContext(connection) as captured:
+        txn = services.post_transaction(kind="usage", postings=[Posting(wallet, -6), Posting(revenue, 6)])
+    # before the commit: the transaction row, then one statement; what follows are the after-commit hooks
+    statements = [query["sql"].lstrip() for query in captured.captured_queries]
+    statements = [sql for sql in statements if not sql.startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    assert statements[0].startswith('INSERT INTO "credits_transaction"')
+    assert statements[1].startswith("WITH w AS")
+    assert not any("credits_entry" in sql or "UPDATE credits_account" in sql for sql in statements[2:])
+    lines = list(
+        Entry.objects.filter(transaction=txn).order_by("id").values_list("account_id", "amount", "balance_after")
+    )
+    assert lines == [(wallet.pk, -6, 4), (revenue.pk, 6, None)]
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.low_credit_alerted, txn.balances_after) == (4, True, {wallet.pk: 4})
+    # the after-commit push ran: Redis shows the new balance
+    assert redis_client.hgetall(f"creditdesk:org:{organization.pk}")["balance"] == "4"
+    assert verify_ledger().ok
