@@ -325,3 +325,36 @@ def test_redis_resync_fails_clearly_when_publishing_is_off(db, settings):
     settings.REDIS_PUBLISH_ENABLED = False
     with pytest.raises(CommandError, match="publishing is off"):
         call_command("redis_resync")
+
+
+def test_with_redis_down_a_usage_report_still_commits_and_the_drain_repairs_redis(
+    owner, organization, redis_client, django_capture_on_commit_callbacks
+):
+    import json
+
+    from apikeys.services import create_service_account
+
+    with django_capture_on_commit_callbacks(execute=True):
+        grant_credits(organization=organization, amount=100, reason="start")
+        api_key, _ = issue_api_key(organization=organization, created_by=owner, name="k")
+    _, token = create_service_account(name="query-api")
+    from django.test import Client
+
+    set_redis_client(closed_port_client())
+    with django_capture_on_commit_callbacks(execute=True):
+        response = Client().post(
+            "/api/usage/report",
+            data=json.dumps({"userId": owner.pk, "apiKeyId": api_key.pk, "creditsUsed": 5, "queryType": "standard"}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+        )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["remainingCredits"] == 95 == wallet_of(organization).balance
+    assert org_hash(redis_client, organization)["balance"] == "100"  # Redis missed it
+    assert OutboxItem.objects.filter(topic="org", object_id=organization.pk).exists()
+
+    set_redis_client(redis_client)
+    publisher.drain_outbox()
+    assert org_hash(redis_client, organization)["balance"] == "95"
+    assert org_hash(redis_client, organization)["version"] == str(wallet_of(organization).version)
