@@ -376,19 +376,7 @@ def post_usage_batch(
     UsageEvent.objects.bulk_create(events)
 
     moved = [state for state in wallets.values() if state.postings]
-    Account.objects.bulk_update(
-        [
-            Account(
-                pk=state.id,
-                balance=state.balance,
-                version=state.version,
-                low_credit_alerted=state.below_threshold,
-                updated_at=now,
-            )
-            for state in moved
-        ],
-        ["balance", "version", "low_credit_alerted", "updated_at"],
-    )
+    _update_wallets(moved, now)
     record_changes("org", [state.organization_id for state in moved])
     for state in moved:
         if state.alert_version is not None:
@@ -397,3 +385,40 @@ def post_usage_batch(
         PostedUsage(event.pk, txn.pk, posting.remaining_credits, now)
         for event, txn, posting in zip(events, transactions, postings, strict=True)
     ]
+
+
+# One UPDATE for every wallet of a batch. Django's bulk_update builds a CASE per column
+# and row, which cost more CPU than the rest of a batch of 100 together (profiled).
+_UPDATE_WALLETS_SQL = """
+UPDATE credits_account AS a
+   SET balance = v.balance, version = v.version, low_credit_alerted = v.alerted, updated_at = %s
+  FROM (VALUES {rows}) AS v(id, balance, version, alerted)
+ WHERE a.id = v.id
+"""
+
+
+def _update_wallets(states: Sequence[WalletState], now: datetime) -> None:
+    """Write the balances, versions and alert flags the batch computed under its locks."""
+    if not states:
+        return
+    if connection.vendor != "postgresql":
+        Account.objects.bulk_update(
+            [
+                Account(
+                    pk=state.id,
+                    balance=state.balance,
+                    version=state.version,
+                    low_credit_alerted=state.below_threshold,
+                    updated_at=now,
+                )
+                for state in states
+            ],
+            ["balance", "version", "low_credit_alerted", "updated_at"],
+        )
+        return
+    rows = ", ".join(["(%s::bigint, %s::bigint, %s::bigint, %s::boolean)"] * len(states))
+    params: list[Any] = [now]
+    for state in states:
+        params += [state.id, state.balance, state.version, state.below_threshold]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_WALLETS_SQL.format(rows=rows), params)
