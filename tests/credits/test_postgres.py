@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from credits import services, system_accounts
-from credits.errors import InsufficientCredits, RefundExceedsSpend
+from credits.errors import IdempotencyConflict, InsufficientCredits, RefundExceedsSpend
 from credits.models import Entry, Transaction
 from credits.selectors import get_system_account, get_wallet, verify_ledger
 from credits.services import Posting
@@ -182,7 +182,7 @@ def test_a_transaction_that_fails_half_way_leaves_nothing(db, monkeypatch, path)
 
     if path == "one_wallet":
         monkeypatch.setattr(services, "_posted", broken)  # runs after the single statement
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError), transaction.atomic():
             services.spend_credits(organization=organization, amount=20)
     else:
         monkeypatch.setattr(services, "record_changes", broken)  # runs after the entries' bulk insert
@@ -193,7 +193,9 @@ def test_a_transaction_that_fails_half_way_leaves_nothing(db, monkeypatch, path)
     assert (wallet.balance, get_wallet(organization=other).balance) == (50, 0)
 
 
-def test_a_one_wallet_posting_is_one_statement_after_the_transaction_row(db, redis_client):
+@pytest.mark.parametrize("caller_transaction", [False, True])
+def test_a_one_wallet_posting_is_one_statement(db, redis_client, caller_transaction):
+    """Alone it runs in autocommit, transaction row included; in a caller's transaction it joins it."""
     from django.test.utils import CaptureQueriesContext
 
     organization = OrganizationFactory()
@@ -202,19 +204,40 @@ def test_a_one_wallet_posting_is_one_statement_after_the_transaction_row(db, red
     wallet = get_wallet(organization=organization)
     revenue = get_system_account(system_accounts.USAGE_REVENUE)
     with CaptureQueriesContext(connection) as captured:
-        txn = services.post_transaction(kind="usage", postings=[Posting(wallet, -6), Posting(revenue, 6)])
-    # before the commit: the transaction row, then one statement; what follows are the after-commit hooks
+        if caller_transaction:
+            with transaction.atomic():
+                txn = services.post_transaction(kind="usage", postings=[Posting(wallet, -6), Posting(revenue, 6)])
+        else:
+            txn = services.post_transaction(kind="usage", postings=[Posting(wallet, -6), Posting(revenue, 6)])
+    # what follows the posting's statements are the after-commit hooks (Redis push, alert)
     statements = [query["sql"].lstrip() for query in captured.captured_queries]
     statements = [sql for sql in statements if not sql.startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
-    assert statements[0].startswith('INSERT INTO "credits_transaction"')
-    assert statements[1].startswith("WITH w AS")
-    assert not any("credits_entry" in sql or "UPDATE credits_account" in sql for sql in statements[2:])
+    if caller_transaction:
+        assert statements[0].startswith('INSERT INTO "credits_transaction"')
+        statements = statements[1:]
+    assert statements[0].startswith("WITH w AS")
+    assert ("INSERT INTO credits_transaction" in statements[0]) is not caller_transaction
+    assert not any("credits_entry" in sql or "credits_transaction" in sql for sql in statements[1:])
     lines = list(
         Entry.objects.filter(transaction=txn).order_by("id").values_list("account_id", "amount", "balance_after")
     )
     assert lines == [(wallet.pk, -6, 4), (revenue.pk, 6, None)]
+    assert Transaction.objects.get(pk=txn.pk).kind == "usage"
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.low_credit_alerted, txn.balances_after) == (4, True, {wallet.pk: 4})
     # the after-commit push ran: Redis shows the new balance
     assert redis_client.hgetall(f"creditdesk:org:{organization.pk}")["balance"] == "4"
     assert verify_ledger().ok
+
+
+def test_a_replay_in_one_statement_does_not_depend_on_the_balance_today(db):
+    organization = OrganizationFactory()
+    fund(organization, 10)
+    first = services.spend_credits(organization=organization, amount=10, idempotency_key="usage:replay")
+    again = services.spend_credits(organization=organization, amount=10, idempotency_key="usage:replay")
+    assert (again.pk, again.replayed, again.balances_after) == (first.pk, True, first.balances_after)
+    services.pause_credits(organization=organization)
+    assert services.spend_credits(organization=organization, amount=10, idempotency_key="usage:replay").replayed
+    with pytest.raises(IdempotencyConflict):
+        services.spend_credits(organization=organization, amount=9, idempotency_key="usage:replay")
+    assert get_wallet(organization=organization).balance == 0
