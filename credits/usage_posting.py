@@ -88,11 +88,13 @@ class UsageKeyTaken(Exception):
 #      concurrent duplicate waits for the first (row lock, then the unique index).
 #   o  the outbox upsert for the Redis push (clock_timestamp: a stamp per commit).
 #
-# Measured with benchmarks/usage_benchmark.py on the 2-core dev machine (gunicorn,
-# PostgreSQL 15, Redis): the same work as ORM statements in a transaction.atomic() block
-# (post_transaction plus the event insert: BEGIN, four statements, COMMIT) held the hot
-# wallet's lock across five client round trips; this statement answers single reports
-# faster and keeps a hot wallet at the spread rate (figures in benchmarks/README.md).
+# Measured with benchmarks/usage_benchmark.py on the 2-core dev machine (gunicorn 4x4,
+# PostgreSQL 15, Redis, 16 clients): the ORM path (post_transaction plus the event insert
+# in transaction.atomic(): BEGIN, five statements, COMMIT) holds the hot wallet's lock
+# across client round trips; with this statement a hot wallet runs at 1.12 x the spread
+# rate (132 vs 118 reports/s, 2026-11-21), the issue's target being 0.8. It is run
+# prepared (server-side binding): planning the CTE on every report cost more than running
+# it. Figures and their limits in benchmarks/README.md.
 _POST_USAGE_SQL = """
 WITH w AS (
     UPDATE credits_account
