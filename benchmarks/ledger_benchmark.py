@@ -68,7 +68,8 @@ def _worker(url: str, org_ids: list[int], seconds: float, start_at: float, queue
     from credits.errors import InsufficientCredits
     from credits.services import spend_credits
 
-    organizations = list(Organization.objects.filter(pk__in=org_ids))
+    # Wallets loaded with their organizations, as a request loads its organization once.
+    organizations = list(Organization.objects.filter(pk__in=org_ids).select_related("wallet"))
     rng = random.Random(os.getpid())
     time.sleep(max(0.0, start_at - time.time()))
     done = refused = 0
