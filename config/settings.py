@@ -389,6 +389,11 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# --- Usage -------------------------------------------------------------------------
+# How a usage report is posted: "auto" (one prepared statement on PostgreSQL, the ORM
+# elsewhere) or "orm" (the portable path everywhere; benchmarks/usage_benchmark.py compares).
+USAGE_POSTING_PATH = env.str("USAGE_POSTING_PATH", default="auto")
+
 # --- Business settings -------------------------------------------------------------
 from decimal import Decimal  # noqa: E402
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -89,12 +90,13 @@ class UsageKeyTaken(Exception):
 #   o  the outbox upsert for the Redis push (clock_timestamp: a stamp per commit).
 #
 # Measured with benchmarks/usage_benchmark.py on the 2-core dev machine (gunicorn 4x4,
-# PostgreSQL 15, Redis, 16 clients): the ORM path (post_transaction plus the event insert
-# in transaction.atomic(): BEGIN, five statements, COMMIT) holds the hot wallet's lock
-# across client round trips; with this statement a hot wallet runs at 1.12 x the spread
-# rate (132 vs 118 reports/s, 2026-11-21), the issue's target being 0.8. It is run
-# prepared (server-side binding): planning the CTE on every report cost more than running
-# it. Figures and their limits in benchmarks/README.md.
+# PostgreSQL 15, Redis, 16 clients, 2026-11-21): with this statement a hot wallet runs at
+# 0.87-1.12 x the spread rate (target 0.8); the ORM path (USAGE_POSTING_PATH=orm:
+# post_transaction plus the event insert in transaction.atomic(), whose lock is held across
+# client round trips) at 0.75-0.81 x. Spread throughput was within that machine's noise
+# for both (Python CPU bound). It runs prepared (server-side binding): under load,
+# PostgreSQL spent ~2 ms planning the report's joined context read and ~0.2 ms running it
+# (EXPLAIN ANALYZE), so both hot-path statements skip planning. See benchmarks/README.md.
 _POST_USAGE_SQL = """
 WITH w AS (
     UPDATE credits_account
@@ -144,6 +146,8 @@ def post_usage(charge: UsageCharge, *, now: datetime | None = None, vendor: str 
     portable path (the tests compare both).
     """
     now = now or timezone.now()
+    if getattr(settings, "USAGE_POSTING_PATH", "auto") == "orm":
+        vendor = vendor or "orm"
     if (vendor or connection.vendor) == "postgresql":
         return _post_usage_sql(charge, now)
     return _post_usage_orm(charge, now)
