@@ -62,8 +62,13 @@ def _setup_django(url: str) -> None:
     django.setup()
 
 
-def _worker(url: str, org_ids: list[int], seconds: float, start_at: float, queue) -> None:
+def _worker(url: str, org_ids: list[int], seconds: float, start_at: float, queue, without_push: bool) -> None:
     _setup_django(url)
+    if without_push:
+        # The ledger alone: the after-commit Redis push (and its outbox-row delete) is skipped.
+        import core.publisher
+
+        core.publisher.push_changes = lambda *args, **kwargs: True
     from accounts.models import Organization
     from credits.errors import InsufficientCredits
     from credits.services import spend_credits
@@ -87,14 +92,17 @@ def _worker(url: str, org_ids: list[int], seconds: float, start_at: float, queue
     queue.put((done, refused, latencies))
 
 
-def spend_rate(url: str, org_ids: list[int], *, workers: int, seconds: float) -> dict:
+def spend_rate(url: str, org_ids: list[int], *, workers: int, seconds: float, without_push: bool = False) -> dict:
     from django.db import connections
 
     connections.close_all()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     start_at = time.time() + 3.0  # let every worker import Django and connect first
-    processes = [context.Process(target=_worker, args=(url, org_ids, seconds, start_at, queue)) for _ in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(url, org_ids, seconds, start_at, queue, without_push))
+        for _ in range(workers)
+    ]
     for process in processes:
         process.start()
     results = [queue.get() for _ in processes]
@@ -203,6 +211,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--big-history", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--without-push", action="store_true", help="also measure both rates without the after-commit outbox push"
+    )
     args = parser.parse_args()
 
     base_url = os.environ.get("DATABASE_URL", "")
@@ -232,6 +243,10 @@ def main() -> None:
         print(f"spread over {args.wallets} wallets: {spread['spends_per_second']} spends/s {spread}", flush=True)
         hot = spend_rate(url, org_ids[:1], workers=args.workers, seconds=args.seconds)
         print(f"one hot wallet:              {hot['spends_per_second']} spends/s {hot}", flush=True)
+        if args.without_push:
+            for name, ids in [("spread_without_push", org_ids), ("hot_without_push", org_ids[:1])]:
+                figures[name] = spend_rate(url, ids, workers=args.workers, seconds=args.seconds, without_push=True)
+                print(f"{name}: {figures[name]['spends_per_second']} spends/s {figures[name]}", flush=True)
         tps = pgbench_tps(base_url, int(args.seconds))
         print(f"pgbench TPC-B (-c 8 -j 2):   {tps} tps", flush=True)
         figures.update(spread=spread, hot=hot, pgbench_tps=tps)
