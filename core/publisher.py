@@ -10,9 +10,9 @@ a slow push that read an older balance cannot replace a newer one. Key hashes ha
 version, but a key's status only moves forward (active → expired → revoked), so a key hash
 is written only if it does not move the stored status back.
 
-`push_changes(topic, ids)` runs after commit (core.outbox): it reads the outbox rows' stamps,
-reads the objects in one query, writes them in one pipeline and deletes the outbox rows
-whose stamp is unchanged (a change committed meanwhile keeps its row and its own push).
+`push_changes(topic, ids)` runs after commit (core.outbox): it reads the objects with their
+outbox stamps in one query, writes them in one pipeline and deletes the outbox rows whose
+stamp is unchanged (a change committed meanwhile keeps its row and its own push).
 A Redis error is logged and the rows stay for `drain_outbox` (every 30 s). `reconcile`
 compares every hash with the database and repairs each difference; `resync` rewrites all.
 With publishing off (`get_redis()` is None) pushes just clear their outbox rows.
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.models import OutboxItem
@@ -146,12 +146,20 @@ def org_hash_fields(row: tuple) -> tuple[str, dict[str, str]]:
     }
 
 
-def _load(topic: str, ids: list[int]) -> list[tuple]:
+def _load(topic: str, ids: list[int]) -> tuple[list[tuple], list[tuple[int, datetime]]]:
+    """The objects' current state and their outbox stamps, read in one query (one snapshot).
+
+    Returns (rows, [(object id, stamp)]); an object with no outbox row has no stamp.
+    """
     if topic == OutboxItem.Topic.KEY:
-        return list(_key_queryset().filter(pk__in=ids))
-    if topic == OutboxItem.Topic.ORG:
-        return list(_org_queryset().filter(organization_id__in=ids))
-    raise ValueError(f"unknown outbox topic {topic!r}")
+        queryset, id_field = _key_queryset().filter(pk__in=ids), "pk"
+    elif topic == OutboxItem.Topic.ORG:
+        queryset, id_field = _org_queryset().filter(organization_id__in=ids), "organization_id"
+    else:
+        raise ValueError(f"unknown outbox topic {topic!r}")
+    stamp = OutboxItem.objects.filter(topic=topic, object_id=OuterRef(id_field)).values("changed_at")[:1]
+    loaded = list(queryset.annotate(outbox_stamp=Subquery(stamp)))
+    return [row[:-1] for row in loaded], [(row[0], row[-1]) for row in loaded if row[-1] is not None]
 
 
 def _chunks(queryset, size: int = BATCH_SIZE) -> Iterator[list[tuple]]:
@@ -216,10 +224,9 @@ def push_changes(topic: str, object_ids: Iterable[int], *, from_drain: bool = Fa
         return True
     if not from_drain and _circuit_is_open(client):
         return False
-    # Stamps first, state second: a change that commits after this read has a newer stamp,
-    # so its row survives the delete below even if this push already carried its state.
-    stamps = list(OutboxItem.objects.filter(topic=topic, object_id__in=ids).values_list("object_id", "changed_at"))
-    rows = _load(topic, ids)
+    # State and stamps come from one snapshot: a change that commits after it has a newer
+    # stamp, so its row survives the delete below and its own push (or the drain) carries it.
+    rows, stamps = _load(topic, ids)
     try:
         write_hashes(client, topic, rows)
     except redis.RedisError as exc:
@@ -232,14 +239,16 @@ def push_changes(topic: str, object_ids: Iterable[int], *, from_drain: bool = Fa
 
 
 def _delete_outbox_rows(topic: str, stamps: list[tuple[int, datetime]]) -> None:
+    """Delete the outbox rows whose stamp is still the one pushed."""
+    if not stamps:
+        return
     by_stamp: dict[datetime, list[int]] = defaultdict(list)
     for object_id, changed_at in stamps:
         by_stamp[changed_at].append(object_id)
     condition = Q()
     for changed_at, object_ids in by_stamp.items():
         condition |= Q(changed_at=changed_at, object_id__in=object_ids)
-    if condition:
-        OutboxItem.objects.filter(condition, topic=topic).delete()
+    OutboxItem.objects.filter(condition, topic=topic).delete()
 
 
 def drain_outbox(*, batch_size: int = 500, max_batches: int = 200) -> dict[str, Any]:

@@ -190,11 +190,11 @@ def test_a_change_committed_during_a_push_keeps_its_outbox_row(organization, red
     real_load = publisher._load
 
     def load_then_another_commit(topic, ids):
-        rows = real_load(topic, ids)
+        loaded = real_load(topic, ids)
         # Another transaction commits (and re-stamps the outbox row) after the push read the state.
         monkeypatch.setattr(publisher, "push_changes", lambda *args, **kwargs: True)
         grant_credits(organization=organization, amount=5, reason="second")
-        return rows
+        return loaded
 
     monkeypatch.setattr(publisher, "_load", load_then_another_commit)
     real_push = publisher.push_changes
