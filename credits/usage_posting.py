@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -45,6 +45,9 @@ from credits.services import (
     post_transaction,
     schedule_low_credit_alert,
 )
+
+if TYPE_CHECKING:
+    from usage.models import UsageEvent
 
 
 @dataclass(frozen=True)
@@ -223,8 +226,6 @@ def _raise_refusal(wallet_id: int) -> None:
 
 
 def _post_usage_orm(charge: UsageCharge, now: datetime) -> PostedUsage:
-    from usage.models import UsageEvent
-
     wallet = Account(pk=charge.wallet_id, kind=Account.Kind.CUSTOMER, organization_id=charge.organization_id)
     revenue = get_system_account(system_accounts.USAGE_REVENUE)
     try:
@@ -235,20 +236,8 @@ def _post_usage_orm(charge: UsageCharge, now: datetime) -> PostedUsage:
                 memo=_memo(charge),
             )
             remaining = txn.balances_after[charge.wallet_id]
-            event = UsageEvent.objects.create(
-                organization_id=charge.organization_id,
-                user_id=charge.user_id,
-                api_key_id=charge.api_key_id,
-                credits=charge.credits,
-                query_type=charge.query_type,
-                metadata=charge.metadata,
-                idempotency_key=charge.idempotency_key,
-                fingerprint=charge.fingerprint,
-                occurred_at=charge.occurred_at,
-                recorded_at=now,
-                transaction=txn,
-                remaining_credits=remaining,
-            )
+            event = _usage_event(charge, txn=txn, remaining_credits=remaining, recorded_at=now)
+            event.save(force_insert=True)
     except IntegrityError as exc:
         if charge.idempotency_key and _key_is_taken(charge):
             raise UsageKeyTaken() from exc
@@ -361,22 +350,7 @@ def post_usage_batch(
             )
         )
         entries.append(Entry(transaction=txn, account_id=revenue_id, amount=charge.credits, created_at=now))
-        events.append(
-            UsageEvent(
-                organization_id=charge.organization_id,
-                user_id=charge.user_id,
-                api_key_id=charge.api_key_id,
-                credits=charge.credits,
-                query_type=charge.query_type,
-                metadata=charge.metadata,
-                idempotency_key=charge.idempotency_key,
-                fingerprint=charge.fingerprint,
-                occurred_at=charge.occurred_at,
-                recorded_at=now,
-                transaction=txn,
-                remaining_credits=posting.remaining_credits,
-            )
-        )
+        events.append(_usage_event(charge, txn=txn, remaining_credits=posting.remaining_credits, recorded_at=now))
     Transaction.objects.bulk_create(transactions)
     Entry.objects.bulk_create(entries)
     UsageEvent.objects.bulk_create(events)
@@ -428,3 +402,25 @@ def _update_wallets(states: Sequence[WalletState], now: datetime) -> None:
         params += [state.id, state.balance, state.version, state.below_threshold]
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_WALLETS_SQL.format(rows=rows), params)
+
+
+def _usage_event(
+    charge: UsageCharge, *, txn: Transaction, remaining_credits: int, recorded_at: datetime
+) -> "UsageEvent":
+    """The (unsaved) usage event that records `charge`, charged by `txn`."""
+    from usage.models import UsageEvent
+
+    return UsageEvent(
+        organization_id=charge.organization_id,
+        user_id=charge.user_id,
+        api_key_id=charge.api_key_id,
+        credits=charge.credits,
+        query_type=charge.query_type,
+        metadata=charge.metadata,
+        idempotency_key=charge.idempotency_key,
+        fingerprint=charge.fingerprint,
+        occurred_at=charge.occurred_at,
+        recorded_at=recorded_at,
+        transaction=txn,
+        remaining_credits=remaining_credits,
+    )

@@ -113,18 +113,7 @@ def record_usage(*, report: UsageReport, now: datetime | None = None) -> UsageOu
         raise QueryTypeNotAllowed()
     if org.wallet_id is None:
         raise InsufficientCredits(remainingCredits=0)
-    charge = UsageCharge(
-        organization_id=org.organization_id,
-        wallet_id=org.wallet_id,
-        user_id=report.user_id,
-        api_key_id=report.api_key_id,
-        credits=report.credits,
-        query_type=report.query_type,
-        metadata=report.metadata,
-        idempotency_key=report.idempotency_key,
-        fingerprint=fingerprint,
-        occurred_at=report.occurred_at or now,
-    )
+    charge = _charge_for(report, organization_id=org.organization_id, wallet_id=org.wallet_id, now=now)
     try:
         posted = post_usage(charge, now=now)
     except UsageKeyTaken:
@@ -201,6 +190,22 @@ def record_usage_batch(*, items: Sequence[BatchItem], now: datetime | None = Non
     raise AssertionError("unreachable")
 
 
+def _charge_for(report: UsageReport, *, organization_id: int, wallet_id: int, now: datetime) -> UsageCharge:
+    """What the ledger charges for a validated report (occurred now unless it says when)."""
+    return UsageCharge(
+        organization_id=organization_id,
+        wallet_id=wallet_id,
+        user_id=report.user_id,
+        api_key_id=report.api_key_id,
+        credits=report.credits,
+        query_type=report.query_type,
+        metadata=report.metadata,
+        idempotency_key=report.idempotency_key,
+        fingerprint=report.fingerprint,
+        occurred_at=report.occurred_at or now,
+    )
+
+
 def _decide_batch(
     items: Sequence[BatchItem],
     orgs: dict[int, selectors.OrgContext],
@@ -241,18 +246,7 @@ def _decide_batch(
             continue
         assert wallet is not None
         remaining = wallet.debit(report.credits)
-        charge = UsageCharge(
-            organization_id=org.organization_id,
-            wallet_id=wallet.id,
-            user_id=report.user_id,
-            api_key_id=report.api_key_id,
-            credits=report.credits,
-            query_type=report.query_type,
-            metadata=report.metadata,
-            idempotency_key=report.idempotency_key,
-            fingerprint=fingerprint,
-            occurred_at=report.occurred_at or now,
-        )
+        charge = _charge_for(report, organization_id=org.organization_id, wallet_id=wallet.id, now=now)
         postings.append(BatchPosting(charge, remaining))
         if report.idempotency_key:
             answers[answer_key] = _Answer(fingerprint, remaining)
