@@ -8,6 +8,7 @@ services. Every variable is listed in .env.example.
 
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -395,8 +396,6 @@ LOGGING = {
 USAGE_POSTING_PATH = env.str("USAGE_POSTING_PATH", default="auto")
 
 # --- Business settings -------------------------------------------------------------
-from decimal import Decimal  # noqa: E402
-
 CREDIT_BASE_RATE = Decimal(env.str("CREDIT_BASE_RATE", default="0.10"))
 CURRENCY = "usd"
 
