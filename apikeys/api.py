@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES
 from apikeys.permissions import IsServiceAccount
 from apikeys.selectors import verify_api_key
+from core.schema import error_example
 
 EXAMPLE_KEY = "cdk_live_EXAMPLE-not-a-real-key-0123456789abcdefgh"
 
@@ -20,15 +21,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-def _error_example(name: str, code: str, detail: str, status_code: int, **extra) -> OpenApiExample:
-    return OpenApiExample(
-        name,
-        value={"success": False, "error": code, "detail": detail, **extra},
-        response_only=True,
-        status_codes=[str(status_code)],
-    )
 
 
 class ApiKeyVerifyApi(APIView):
@@ -94,11 +86,11 @@ class ApiKeyVerifyApi(APIView):
                 )
                 for reason in ("not_found", "revoked", "expired", "credits_paused")
             ),
-            _error_example(
+            error_example(
                 "Missing key", "validation_error", "Invalid input.", 400, fields={"key": ["This field is required."]}
             ),
-            _error_example("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
-            _error_example(
+            error_example("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
+            error_example(
                 "Not a service token", "permission_denied", "Only service accounts may call this endpoint.", 403
             ),
         ],

@@ -33,6 +33,7 @@ from billing.serializers import (
 )
 from core.api import parse_positive_id
 from core.errors import Forbidden
+from core.schema import error_example
 from credits.selectors import MAX_PAGE_SIZE, get_wallet, list_wallet_entries
 
 QUOTE_EXAMPLE = {
@@ -50,17 +51,10 @@ QUOTE_EXAMPLE = {
 }
 
 
-def _error(name: str, code: str, detail: str, status_code: int, **extra: Any) -> OpenApiExample:
-    return OpenApiExample(
-        name,
-        value={"success": False, "error": code, "detail": detail, **extra},
-        response_only=True,
-        status_codes=[str(status_code)],
-    )
-
-
-UNAUTHENTICATED = _error("Not signed in", "not_authenticated", "Authentication credentials were not provided.", 401)
-NOT_ADMIN = _error("Not a client admin", "permission_denied", "Only a client admin can do this.", 403)
+UNAUTHENTICATED = error_example(
+    "Not signed in", "not_authenticated", "Authentication credentials were not provided.", 401
+)
+NOT_ADMIN = error_example("Not a client admin", "permission_denied", "Only a client admin can do this.", 403)
 
 
 class CustomerApi(APIView):
@@ -263,7 +257,9 @@ class CreditSummaryApi(CustomerApi):
                 },
                 response_only=True,
             ),
-            _error("Bad days", "validation_error", "Invalid input.", 400, fields={"days": ["Must be 1 to 366."]}),
+            error_example(
+                "Bad days", "validation_error", "Invalid input.", 400, fields={"days": ["Must be 1 to 366."]}
+            ),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -319,7 +315,9 @@ class CreditTransactionsApi(CustomerApi):
                 },
                 response_only=True,
             ),
-            _error("Bad cursor", "validation_error", "Invalid input.", 400, fields={"before": ["Must be an integer."]}),
+            error_example(
+                "Bad cursor", "validation_error", "Invalid input.", 400, fields={"before": ["Must be an integer."]}
+            ),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -388,15 +386,17 @@ class PurchaseValidateApi(CustomerApi):
             OpenApiExample("Custom amount", value={"credits": 5000, "promoCode": "SPRING"}, request_only=True),
             OpenApiExample("Pack", value={"packageId": 2}, request_only=True),
             OpenApiExample("Quote", value=QUOTE_EXAMPLE, response_only=True, status_codes=["200"]),
-            _error("Too few", "invalid_credit_amount", "Buy from 10 to 1,000,000 credits.", 400),
-            _error("Unknown pack", "unknown_package", "There is no active credit package with this id.", 404),
-            _error(
+            error_example("Too few", "invalid_credit_amount", "Buy from 10 to 1,000,000 credits.", 400),
+            error_example("Unknown pack", "unknown_package", "There is no active credit package with this id.", 404),
+            error_example(
                 "Promo over",
                 "promo_exhausted",
                 "This promotion code has reached its maximum number of redemptions.",
                 409,
             ),
-            _error("Promo window", "promo_not_active", "The promotion code SPRING is not valid at this time.", 400),
+            error_example(
+                "Promo window", "promo_not_active", "The promotion code SPRING is not valid at this time.", 400
+            ),
         ],
     )
     def post(self, request: Request) -> Response:
@@ -457,10 +457,10 @@ class PurchaseApi(CustomerApi):
             OpenApiExample(
                 "Sandbox", value={"success": True, "credits": 5000, "remainingCredits": 9200}, response_only=True
             ),
-            _error("Expired", "quote_expired", "This quote has expired: ask for a new one.", 410),
-            _error("Used", "quote_used", "This quote was already used for a purchase: ask for a new one.", 409),
-            _error("Unknown", "quote_not_found", "There is no such quote.", 404),
-            _error(
+            error_example("Expired", "quote_expired", "This quote has expired: ask for a new one.", 410),
+            error_example("Used", "quote_used", "This quote was already used for a purchase: ask for a new one.", 409),
+            error_example("Unknown", "quote_not_found", "There is no such quote.", 404),
+            error_example(
                 "Sandbox off",
                 "sandbox_disabled",
                 "The sandbox provider only works in a development setup (DEBUG on, no payment keys).",
@@ -563,7 +563,7 @@ class SubscriptionChangeApi(CustomerApi):
             OpenApiExample(
                 "Checkout", value={"checkoutUrl": "https://checkout.stripe.com/c/pay/cs_test_b2"}, response_only=True
             ),
-            _error("Unknown plan", "unknown_plan", "There is no active plan with the code 'gold'.", 400),
+            error_example("Unknown plan", "unknown_plan", "There is no active plan with the code 'gold'.", 400),
             NOT_ADMIN,
         ],
     )
@@ -596,7 +596,7 @@ class SubscriptionCancelApi(CustomerApi):
                 value={"success": True, **SUBSCRIPTION_EXAMPLE, "cancelAtPeriodEnd": True},
                 response_only=True,
             ),
-            _error("None", "no_subscription", "Your organization has no paid subscription.", 409),
+            error_example("None", "no_subscription", "Your organization has no paid subscription.", 409),
             NOT_ADMIN,
         ],
     )

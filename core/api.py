@@ -80,6 +80,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = error_body(code, "Invalid input.", fields=fields)
         if isinstance(exc, exceptions.ParseError):
             body["detail"] = str(exc.detail)
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        # The contract puts a 415's message under fields.non_field_errors too.
+        body = error_body(code, str(exc.detail), fields={"non_field_errors": [str(exc.detail)]})
     else:
         body = error_body(code, str(exc.detail))
     return Response(body, status=exc.status_code, headers=headers)

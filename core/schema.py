@@ -1,4 +1,7 @@
+from typing import Any
+
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiExample
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -10,3 +13,13 @@ class AutoSchema(SpectacularAutoSchema):
         if "." in qualname and "<locals>" not in qualname:
             return qualname.replace(".", "")
         return super().get_serializer_name(serializer, direction)
+
+
+def error_example(name: str, code: str, detail: str, status_code: int, **extra: Any) -> OpenApiExample:
+    """An OpenAPI response example of the error envelope (core.api.error_body)."""
+    return OpenApiExample(
+        name,
+        value={"success": False, "error": code, "detail": detail, **extra},
+        response_only=True,
+        status_codes=[str(status_code)],
+    )

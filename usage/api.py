@@ -30,9 +30,10 @@ from accounts.scoping import scope_queryset
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES, ApiKeyAuthentication, CachedTokenAuthentication
 from apikeys.permissions import IsServiceAccount
 from core.api import parse_positive_id
+from core.schema import error_example
 from credits.models import Account
 from usage import selectors, services
-from usage.errors import UnknownUser, UnsupportedMediaType
+from usage.errors import UnknownUser
 from usage.models import UsageEvent
 from usage.serializers import (
     MAX_CREDITS,
@@ -66,19 +67,10 @@ def read_json_object(request: Request) -> Any:
         message = "Send the body as JSON with the header Content-Type: application/json."
         if not media_type:
             message = "The request has no Content-Type; send JSON with Content-Type: application/json."
-        raise UnsupportedMediaType(message, fields={"non_field_errors": [message]})
+        raise exceptions.UnsupportedMediaType(media_type, detail=message)
     if not request.stream:
         raise exceptions.ParseError("JSON parse error - the body is empty.")
     return request.data
-
-
-def _error(name: str, code: str, detail: str, status_code: int, **extra: Any) -> OpenApiExample:
-    return OpenApiExample(
-        name,
-        value={"success": False, "error": code, "detail": detail, **extra},
-        response_only=True,
-        status_codes=[str(status_code)],
-    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -96,8 +88,8 @@ class ErrorSerializer(serializers.Serializer):
 
 
 AUTH_ERRORS = [
-    _error("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
-    _error("Not a service token", "permission_denied", "Only service accounts may call this endpoint.", 403),
+    error_example("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
+    error_example("Not a service token", "permission_denied", "Only service accounts may call this endpoint.", 403),
 ]
 EXAMPLE_TIME = "2026-11-21T10:00:00.123456Z"
 EXAMPLE_TRANSACTION = "8a5f2d1e-3c4b-4e6f-9a7b-1c2d3e4f5a6b"
@@ -175,7 +167,7 @@ class UsageReportApi(APIView):
             OpenApiExample(
                 "Replay", value={**EXAMPLE_RECORDED, "duplicate": True}, response_only=True, status_codes=["200"]
             ),
-            _error(
+            error_example(
                 "Invalid fields",
                 "validation_error",
                 "Invalid input.",
@@ -183,25 +175,25 @@ class UsageReportApi(APIView):
                 fields={"creditsUsed": ["Must be a JSON integer."], "queryType": ["This field is required."]},
             ),
             *AUTH_ERRORS,
-            _error("Not enough credits", "insufficient_credits", "Not enough credits.", 402, remainingCredits=3),
-            _error("Key revoked", "api_key_revoked", "The API key was revoked.", 403),
-            _error("Key expired", "api_key_expired", "The API key has expired.", 403),
-            _error("Wallet paused", "credits_paused", "The organization's credits are paused.", 403),
-            _error(
+            error_example("Not enough credits", "insufficient_credits", "Not enough credits.", 402, remainingCredits=3),
+            error_example("Key revoked", "api_key_revoked", "The API key was revoked.", 403),
+            error_example("Key expired", "api_key_expired", "The API key has expired.", 403),
+            error_example("Wallet paused", "credits_paused", "The organization's credits are paused.", 403),
+            error_example(
                 "Query type not in plan",
                 "query_type_not_allowed",
                 "The organization's plan does not allow this query type.",
                 403,
             ),
-            _error("Unknown user", "unknown_user", "No such user, or the user belongs to no organization.", 404),
-            _error("Unknown key", "unknown_api_key", "No such API key in the user's organization.", 404),
-            _error(
+            error_example("Unknown user", "unknown_user", "No such user, or the user belongs to no organization.", 404),
+            error_example("Unknown key", "unknown_api_key", "No such API key in the user's organization.", 404),
+            error_example(
                 "Other payload, same key",
                 "idempotency_conflict",
                 "This idempotency key was already used with other parameters.",
                 409,
             ),
-            _error(
+            error_example(
                 "Not JSON",
                 "unsupported_media_type",
                 "Send the body as JSON with the header Content-Type: application/json.",
@@ -347,7 +339,7 @@ class UsageReportBatchApi(APIView):
                 response_only=True,
                 status_codes=["200"],
             ),
-            _error(
+            error_example(
                 "Not a batch",
                 "validation_error",
                 "Invalid input.",
@@ -449,7 +441,7 @@ class UserCreditsApi(APIView):
                 response_only=True,
                 status_codes=["200"],
             ),
-            _error(
+            error_example(
                 "Bad id",
                 "validation_error",
                 "Invalid input.",
@@ -457,7 +449,7 @@ class UserCreditsApi(APIView):
                 fields={"userId": ["Must be an integer from 1 to 2^63-1."]},
             ),
             AUTH_ERRORS[0],
-            _error("Unknown user", "unknown_user", "No such user, or the user belongs to no organization.", 404),
+            error_example("Unknown user", "unknown_user", "No such user, or the user belongs to no organization.", 404),
         ],
         tags=["service"],
     )
@@ -671,8 +663,10 @@ class UsageListApi(CustomerUsageApi):
                 response_only=True,
                 status_codes=["200"],
             ),
-            _error("Bad filter", "validation_error", "Invalid input.", 400, fields={"from": ["Enter a valid date."]}),
-            _error("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
+            error_example(
+                "Bad filter", "validation_error", "Invalid input.", 400, fields={"from": ["Enter a valid date."]}
+            ),
+            error_example("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
         ],
         tags=["customer"],
     )
@@ -752,8 +746,10 @@ class UsageSummaryApi(CustomerUsageApi):
                 response_only=True,
                 status_codes=["200"],
             ),
-            _error("Bad filter", "validation_error", "Invalid input.", 400, fields={"to": ["Enter a valid date."]}),
-            _error("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
+            error_example(
+                "Bad filter", "validation_error", "Invalid input.", 400, fields={"to": ["Enter a valid date."]}
+            ),
+            error_example("No credentials", "not_authenticated", "Authentication credentials were not provided.", 401),
         ],
         tags=["customer"],
     )

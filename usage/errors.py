@@ -1,6 +1,6 @@
 """The usage API's domain errors; their codes are part of the public contract (section 1)."""
 
-from core.errors import ApplicationError, Forbidden, NotFoundError
+from core.errors import Forbidden, NotFoundError
 
 
 class UnknownUser(NotFoundError):
@@ -26,11 +26,3 @@ class ApiKeyExpired(Forbidden):
 class QueryTypeNotAllowed(Forbidden):
     code = "query_type_not_allowed"
     default_message = "The organization's plan does not allow this query type."
-
-
-class UnsupportedMediaType(ApplicationError):
-    """A body that is not application/json (or has no content type). DRF's own 415 has no `fields`."""
-
-    code = "unsupported_media_type"
-    status_code = 415
-    default_message = "The request body must be application/json."

@@ -106,6 +106,21 @@ def test_a_body_that_is_not_an_object_is_a_400(service_client):
     assert response.json()["error"] == "validation_error"
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_a_415_with_body_level_fields(service_client, issued_key, content_type):
+    _, raw_key = issued_key
+    body = json.dumps({"key": raw_key}).encode()
+    if content_type is None:
+        response = service_client.generic("POST", URL, data=body)
+    else:
+        response = service_client.generic("POST", URL, data=body, content_type=content_type)
+
+    assert response.status_code == 415
+    payload = response.json()
+    assert payload["error"] == "unsupported_media_type"
+    assert payload["fields"] == {"non_field_errors": [payload["detail"]]}
+
+
 def test_without_credentials_it_is_a_401(client, issued_key):
     response = verify(client, {"key": issued_key[1]})
     assert response.status_code == 401
