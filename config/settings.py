@@ -119,7 +119,7 @@ TEMPLATES = [
 SQLITE_PATH = env.str("SQLITE_PATH", default=str(BASE_DIR / "db.sqlite3"))
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock when a
     # transaction starts, so concurrent writers queue (busy_timeout) instead of failing.
@@ -129,6 +129,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Only the hot path's statements are prepared (core.db); Django's cursors bind on the
+    # client and never are. psycopg prepares nothing while prepare_threshold is None
+    # (Django's default). Planning the report's joined read cost 1.4 ms against 0.08 ms of
+    # running it (pg_stat_statements under load); its generic plan is all index scans.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("prepare_threshold", 5)
+    options["options"] = f"{options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -137,6 +145,9 @@ REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="creditdesk")
 # Publishing the contract's hashes to Redis; off on the embedded default.
 REDIS_PUBLISH_ENABLED = env.bool("REDIS_PUBLISH_ENABLED", default=bool(REDIS_URL))
+# Web server processes publish from a background thread that gathers the changes of this
+# many seconds into one push (core.publisher.BackgroundPublisher); 0 pushes in each request.
+REDIS_PUBLISH_LINGER_SECONDS = env.float("REDIS_PUBLISH_LINGER_SECONDS", default=0.05)
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -1,8 +1,9 @@
 """Record changes for Redis in the transaction that makes them; push them after commit.
 
 `record_changes` upserts one outbox row per object (cheap: the wallet row is already
-locked by the same transaction) and registers the after-commit push. If the process
-dies between commit and push, the periodic drain task finds the row.
+locked by the same transaction) and registers the after-commit push (`push_after_commit`,
+also used by the one-statement postings, which upsert their outbox row in SQL). If the
+process dies between commit and push, the periodic drain task finds the row.
 """
 
 from collections.abc import Iterable
@@ -24,11 +25,17 @@ def record_changes(topic: str, object_ids: Iterable[int]) -> None:
         unique_fields=["topic", "object_id"],
         update_fields=["changed_at"],
     )
+    push_after_commit(topic, ids)
+
+
+def push_after_commit(topic: str, object_ids: Iterable[int]) -> None:
+    """Publish these objects to Redis once the current transaction commits (core.publisher.publish)."""
+    ids = sorted(set(object_ids))
 
     def push() -> None:
-        from core.publisher import push_changes
+        from core.publisher import publish
 
-        push_changes(topic, ids)
+        publish(topic, ids)
 
     on_commit(push)
 
@@ -41,4 +48,4 @@ def record_key_change(key_id: int) -> None:
     record_changes(OutboxItem.Topic.KEY, [key_id])
 
 
-__all__ = ["record_changes", "record_key_change", "record_org_change"]
+__all__ = ["push_after_commit", "record_changes", "record_key_change", "record_org_change"]

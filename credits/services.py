@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from core.audit import record_audit
-from core.effects import delay_on_commit, on_commit
-from core.outbox import record_changes
+from core.effects import delay_on_commit
+from core.outbox import push_after_commit, record_changes
 from credits import system_accounts
 from credits.errors import (
     CreditsPaused,
@@ -245,13 +245,7 @@ def _post_single_wallet(
     if row is None:
         _raise_refused(wallet_id, allow_paused_debit)
     change = _WalletChange(*row)
-
-    def push() -> None:
-        from core.publisher import push_changes
-
-        push_changes("org", [change.organization_id])
-
-    on_commit(push)
+    push_after_commit("org", [change.organization_id])
     return change
 
 

@@ -19,7 +19,7 @@ of credits.services.post_transaction:
 `post_usage` posts one report. On PostgreSQL it is a single statement (see `_POST_USAGE_SQL`);
 elsewhere it goes through `post_transaction` and the ORM (same rows, same results; the
 tests compare the two). `lock_wallets` and `post_usage_batch` post a batch: one lock per
-wallet for the whole batch and bulk inserts.
+wallet for the whole batch, and on PostgreSQL one statement for all its rows.
 """
 
 import json
@@ -33,8 +33,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core.effects import on_commit
-from core.outbox import record_changes
+from core.db import fetchall_prepared, fetchone_prepared
+from core.outbox import push_after_commit, record_changes
 from credits import system_accounts
 from credits.errors import CreditsPaused, InsufficientCredits
 from credits.models import Account, Entry, Transaction
@@ -97,9 +97,8 @@ class UsageKeyTaken(Exception):
 # 0.87-1.12 x the spread rate (target 0.8); the ORM path (USAGE_POSTING_PATH=orm:
 # post_transaction plus the event insert in transaction.atomic(), whose lock is held across
 # client round trips) at 0.75-0.81 x. Spread throughput was within that machine's noise
-# for both (Python CPU bound). It runs prepared (server-side binding): under load,
-# PostgreSQL spent ~2 ms planning the report's joined context read and ~0.2 ms running it
-# (EXPLAIN ANALYZE), so both hot-path statements skip planning. See benchmarks/README.md.
+# for both (Python CPU bound). It runs as a prepared statement (core.db.fetchone_prepared),
+# like the report's context read: planning them cost more than running them.
 _POST_USAGE_SQL = """
 WITH w AS (
     UPDATE credits_account
@@ -178,9 +177,9 @@ def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
             # Inside someone else's transaction (seed_demo, tests): a savepoint keeps the
             # caller's transaction usable when the statement fails on a duplicate key.
             with transaction.atomic():
-                row = _execute(params)
+                row = fetchone_prepared(_POST_USAGE_SQL, params)
         else:
-            row = _execute(params)
+            row = fetchone_prepared(_POST_USAGE_SQL, params)
     except IntegrityError as exc:
         if charge.idempotency_key and "usage_event_idempotency_unique" in str(exc):
             raise UsageKeyTaken() from exc
@@ -192,27 +191,9 @@ def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
     return PostedUsage(usage_id, transaction_id, balance, now)
 
 
-def _execute(params: dict[str, Any]) -> tuple | None:
-    """Run the statement with server-side binding, so psycopg prepares it once per connection
-    (after a few runs) instead of PostgreSQL planning the CTE on every report. Django's own
-    cursors bind on the client; the wrapper keeps Django's error mapping and query logging."""
-    import psycopg
-
-    connection.ensure_connection()
-    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
-        cursor.execute(_POST_USAGE_SQL, params)
-        return cursor.fetchone()
-
-
 def _after_commit(organization_id: int, credits: int, balance: int, version: int, threshold: int | None) -> None:
     """What post_transaction does after its rows: push the org to Redis, alert once per crossing."""
-
-    def push() -> None:
-        from core.publisher import push_changes
-
-        push_changes("org", [organization_id])
-
-    on_commit(push)
+    push_after_commit("org", [organization_id])
     if crossed_low_credit_threshold(previous_balance=balance + credits, balance=balance, threshold=threshold):
         schedule_low_credit_alert(organization_id=organization_id, version=version)
 
@@ -324,15 +305,22 @@ def post_usage_batch(
 ) -> list[PostedUsage]:
     """Write the postings of a batch whose wallets `lock_wallets` locked and `WalletState.debit` moved.
 
-    Three bulk inserts (transactions, entries in posting order, usage events), one UPDATE
-    for the wallets, one outbox upsert, whatever the batch size. Must run in the
-    transaction that locked the wallets.
+    On PostgreSQL one prepared statement (_POST_BATCH_SQL); elsewhere three bulk inserts
+    (transactions, entries in posting order, usage events), one UPDATE for the wallets and
+    one outbox upsert, whatever the batch size. Must run in the transaction that locked
+    the wallets.
     """
     from usage.models import UsageEvent
 
     if not postings:
         return []
     revenue_id = get_system_account(system_accounts.USAGE_REVENUE).pk
+    moved = [state for state in wallets.values() if state.postings]
+    if connection.vendor == "postgresql":
+        posted = _post_batch_sql(postings, moved, revenue_id, now)
+        push_after_commit("org", [state.organization_id for state in moved])
+        _schedule_batch_alerts(moved)
+        return posted
     transactions: list[Transaction] = []
     entries: list[Entry] = []
     events: list[UsageEvent] = []
@@ -355,53 +343,125 @@ def post_usage_batch(
     Entry.objects.bulk_create(entries)
     UsageEvent.objects.bulk_create(events)
 
-    moved = [state for state in wallets.values() if state.postings]
     _update_wallets(moved, now)
     record_changes("org", [state.organization_id for state in moved])
-    for state in moved:
-        if state.alert_version is not None:
-            schedule_low_credit_alert(organization_id=state.organization_id, version=state.alert_version)
+    _schedule_batch_alerts(moved)
     return [
         PostedUsage(event.pk, txn.pk, posting.remaining_credits, now)
         for event, txn, posting in zip(events, transactions, postings, strict=True)
     ]
 
 
-# One UPDATE for every wallet of a batch. Django's bulk_update builds a CASE per column
-# and row, which cost more CPU than the rest of a batch of 100 together (profiled).
-_UPDATE_WALLETS_SQL = """
-UPDATE credits_account AS a
-   SET balance = v.balance, version = v.version, low_credit_alerted = v.alerted, updated_at = %s
-  FROM (VALUES {rows}) AS v(id, balance, version, alerted)
- WHERE a.id = v.id
+def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
+    for state in moved:
+        if state.alert_version is not None:
+            schedule_low_credit_alert(organization_id=state.organization_id, version=state.alert_version)
+
+
+# A whole batch in one statement (PostgreSQL), run while the transaction holds the wallets'
+# locks: the events come in as arrays (one prepared statement whatever the batch size), and
+# the transactions, entries (in posting order: a wallet's entry ids follow its balances) and
+# events are inserted, the wallets set to what the batch computed, and their outbox rows
+# upserted. Building Django model instances for bulk_create cost more CPU than the rest of
+# a batch of 100 together, all of it under the locks.
+_POST_BATCH_SQL = """
+WITH ev AS (
+    SELECT *
+      FROM unnest(%(transaction_ids)s::uuid[], %(wallet_ids)s::bigint[], %(organization_ids)s::bigint[],
+                  %(user_ids)s::bigint[], %(api_key_ids)s::bigint[], %(credits)s::bigint[], %(query_types)s::text[],
+                  %(metadata)s::jsonb[], %(idempotency_keys)s::text[], %(fingerprints)s::text[],
+                  %(occurred_at)s::timestamptz[], %(remaining)s::bigint[])
+           WITH ORDINALITY AS e (transaction_id, wallet_id, organization_id, user_id, api_key_id, credits, query_type,
+                                 metadata, idempotency_key, fingerprint, occurred_at, remaining, n)
+), t AS (
+    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
+    SELECT transaction_id, 'usage', NULL, '', 'usage: ' || query_type, '{}'::jsonb, %(now)s FROM ev ORDER BY n
+), e AS (
+    INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
+    SELECT transaction_id, account_id, amount, balance_after, %(now)s
+      FROM (SELECT n, 0 AS side, transaction_id, wallet_id AS account_id, -credits AS amount, remaining AS balance_after
+              FROM ev
+            UNION ALL
+            SELECT n, 1, transaction_id, %(revenue_id)s::bigint, credits, NULL FROM ev) AS line
+     ORDER BY n, side
+), u AS (
+    INSERT INTO usage_usageevent (
+        organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+        idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
+    )
+    SELECT organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+           TRUE, fingerprint, occurred_at, %(now)s, transaction_id, remaining
+      FROM ev ORDER BY n
+    RETURNING id, transaction_id
+), w AS (
+    UPDATE credits_account AS a
+       SET balance = v.balance, version = v.version, low_credit_alerted = v.alerted, updated_at = %(now)s
+      FROM unnest(%(moved_ids)s::bigint[], %(moved_balances)s::bigint[], %(moved_versions)s::bigint[],
+                  %(moved_alerted)s::boolean[]) AS v (id, balance, version, alerted)
+     WHERE a.id = v.id
+), o AS (
+    INSERT INTO core_outboxitem (topic, object_id, changed_at)
+    SELECT 'org', org_id, clock_timestamp() FROM unnest(%(moved_organization_ids)s::bigint[]) AS org_id
+    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at
+)
+SELECT id, transaction_id FROM u
 """
 
 
+def _post_batch_sql(
+    postings: Sequence[BatchPosting], moved: Sequence[WalletState], revenue_id: int, now: datetime
+) -> list[PostedUsage]:
+    charges = [posting.charge for posting in postings]
+    transaction_ids = [uuid.uuid4() for _ in charges]
+    params = {
+        "now": now,
+        "revenue_id": revenue_id,
+        "transaction_ids": transaction_ids,
+        "wallet_ids": [charge.wallet_id for charge in charges],
+        "organization_ids": [charge.organization_id for charge in charges],
+        "user_ids": [charge.user_id for charge in charges],
+        "api_key_ids": [charge.api_key_id for charge in charges],
+        "credits": [charge.credits for charge in charges],
+        "query_types": [charge.query_type for charge in charges],
+        "metadata": [
+            None if charge.metadata is None else json.dumps(charge.metadata, ensure_ascii=False) for charge in charges
+        ],
+        "idempotency_keys": [charge.idempotency_key for charge in charges],
+        "fingerprints": [charge.fingerprint for charge in charges],
+        "occurred_at": [charge.occurred_at for charge in charges],
+        "remaining": [posting.remaining_credits for posting in postings],
+        "moved_ids": [state.id for state in moved],
+        "moved_balances": [state.balance for state in moved],
+        "moved_versions": [state.version for state in moved],
+        "moved_alerted": [state.below_threshold for state in moved],
+        "moved_organization_ids": sorted(state.organization_id for state in moved),
+    }
+    usage_ids = dict(
+        (transaction_id, usage_id) for usage_id, transaction_id in fetchall_prepared(_POST_BATCH_SQL, params)
+    )
+    return [
+        PostedUsage(usage_ids[transaction_id], transaction_id, posting.remaining_credits, now)
+        for transaction_id, posting in zip(transaction_ids, postings, strict=True)
+    ]
+
+
 def _update_wallets(states: Sequence[WalletState], now: datetime) -> None:
-    """Write the balances, versions and alert flags the batch computed under its locks."""
+    """Write the balances, versions and alert flags the batch computed under its locks (portable path)."""
     if not states:
         return
-    if connection.vendor != "postgresql":
-        Account.objects.bulk_update(
-            [
-                Account(
-                    pk=state.id,
-                    balance=state.balance,
-                    version=state.version,
-                    low_credit_alerted=state.below_threshold,
-                    updated_at=now,
-                )
-                for state in states
-            ],
-            ["balance", "version", "low_credit_alerted", "updated_at"],
-        )
-        return
-    rows = ", ".join(["(%s::bigint, %s::bigint, %s::bigint, %s::boolean)"] * len(states))
-    params: list[Any] = [now]
-    for state in states:
-        params += [state.id, state.balance, state.version, state.below_threshold]
-    with connection.cursor() as cursor:
-        cursor.execute(_UPDATE_WALLETS_SQL.format(rows=rows), params)
+    Account.objects.bulk_update(
+        [
+            Account(
+                pk=state.id,
+                balance=state.balance,
+                version=state.version,
+                low_credit_alerted=state.below_threshold,
+                updated_at=now,
+            )
+            for state in states
+        ],
+        ["balance", "version", "low_credit_alerted", "updated_at"],
+    )
 
 
 def _usage_event(

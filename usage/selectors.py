@@ -17,6 +17,7 @@ from django.db.models.functions import TruncDate
 from accounts.models import Membership
 from apikeys.models import ApiKey
 from billing.models import Plan
+from core.db import fetchall_prepared, fetchone_prepared
 from usage.models import UsageEvent
 
 
@@ -140,14 +141,9 @@ def _compiled_context(with_key: bool) -> tuple[str, tuple[str, ...], tuple[int, 
 
 
 def _run_prepared(with_key: bool, user_id: int, api_key_id: int, idempotency_key: str | None) -> dict | None:
-    import psycopg
-
     sql, fields, positions = _compiled_context(with_key)
     arguments = (user_id, api_key_id, idempotency_key)
-    connection.ensure_connection()
-    with connection._prepare_cursor(psycopg.Cursor(connection.connection)) as cursor:
-        cursor.execute(sql, [arguments[position] for position in positions])
-        row = cursor.fetchone()
+    row = fetchone_prepared(sql, [arguments[position] for position in positions])
     return dict(zip(fields, row, strict=True)) if row is not None else None
 
 
@@ -192,11 +188,26 @@ def get_key_states(*, api_key_ids: Iterable[int]) -> dict[int, KeyState]:
     return {row[0]: KeyState(*row) for row in rows}
 
 
+_LIVE_EVENTS_SQL = """
+SELECT e.organization_id, e.idempotency_key, e.id, e.fingerprint, e.remaining_credits, e.recorded_at, e.transaction_id
+  FROM unnest(%s::bigint[], %s::text[]) AS k (organization_id, idempotency_key)
+  JOIN usage_usageevent AS e
+    ON e.organization_id = k.organization_id AND e.idempotency_key = k.idempotency_key AND e.idempotency_key_active
+"""
+
+
 def get_live_events(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], PriorEvent]:
     """Live events holding these (organization id, idempotency key) pairs."""
     keys = set(keys)
     if not keys:
         return {}
+    if connection.vendor == "postgresql":
+        # One probe of the (organization, key) unique index per pair. Filtering by the
+        # organizations and the keys separately read every event of those organizations
+        # (90 ms per batch of 100 at 470,000 events).
+        org_ids, idempotency_keys = zip(*keys, strict=True)
+        rows = fetchall_prepared(_LIVE_EVENTS_SQL, [list(org_ids), list(idempotency_keys)])
+        return {(org_id, key): PriorEvent(*prior[:4], _uuid(prior[4])) for org_id, key, *prior in rows}
     rows = UsageEvent.objects.filter(
         organization_id__in={org for org, _ in keys},
         idempotency_key__in={key for _, key in keys},

@@ -35,3 +35,31 @@ def test_a_row_restamped_after_the_push_read_it_survives_the_clearing(organizati
 
     publisher._delete_outbox_rows("org", [(organization.pk, row.changed_at)])
     assert not OutboxItem.objects.filter(pk=row.pk).exists()
+
+
+def test_clearing_skips_a_row_another_transaction_holds_instead_of_waiting(organization):
+    import psycopg
+
+    row = stamped_row(organization)
+    settings = connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+    )
+    try:
+        # Another transaction re-stamps the row and has not committed yet (a batch mid-way).
+        other.execute("SELECT id FROM core_outboxitem WHERE id = %s FOR UPDATE", [row.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        publisher._delete_outbox_rows("org", [(organization.pk, row.changed_at)])  # returns at once
+        assert OutboxItem.objects.filter(pk=row.pk).exists()
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    publisher._delete_outbox_rows("org", [(organization.pk, row.changed_at)])
+    assert not OutboxItem.objects.filter(pk=row.pk).exists()

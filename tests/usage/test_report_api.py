@@ -350,6 +350,26 @@ def test_the_write_path_is_a_fixed_small_number_of_queries(
         assert len(statements) == 2
 
 
+@pytest.mark.postgres
+def test_both_statements_of_the_write_path_are_prepared_once_with_a_generic_plan(post_report, report_body):
+    from django.db import connection
+
+    for n in range(3):
+        assert post_report(report_body(eventId=f"evt-prepared-{n}")).status_code == 201
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE '%%usage_usageevent%%'"
+        )
+        prepared = cursor.fetchall()
+    posting = [row for row in prepared if "INSERT INTO usage_usageevent" in row[0]]
+    context = [row for row in prepared if "accounts_membership" in row[0]]
+    assert len(posting) == 1 and len(context) == 1, prepared
+    for _, generic_plans, custom_plans in prepared:
+        assert (generic_plans, custom_plans) == (3, 0)
+
+
 def test_a_replay_costs_one_query(post_report, report_body, django_assert_num_queries):
     post_report(report_body(eventId="evt-1"))
 
