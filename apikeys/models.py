@@ -70,10 +70,14 @@ class ApiKey(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     def effective_status(self, now=None) -> str:
-        """`expired` as soon as expires_at has passed, even before the sweep marks it."""
-        if self.status == self.Status.ACTIVE and self.expires_at and self.expires_at <= (now or timezone.now()):
-            return self.Status.EXPIRED
-        return self.status
+        return effective_key_status(self.status, self.expires_at, now or timezone.now())
+
+
+def effective_key_status(status: str, expires_at, now) -> str:
+    """`expired` as soon as expires_at has passed, even before the sweep marks it."""
+    if status == ApiKey.Status.ACTIVE and expires_at is not None and expires_at <= now:
+        return ApiKey.Status.EXPIRED
+    return status
 
 
 class ServiceAccountManager(models.Manager):

@@ -21,6 +21,10 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 
 
+def plan_allows_query_type(allows_all_query_types: bool, allowed_query_types: list[str], query_type: str) -> bool:
+    return allows_all_query_types or query_type in allowed_query_types
+
+
 class Plan(models.Model):
     """A plan and its quotas, as data staff edit in the admin. Every organization is on one."""
 
@@ -57,7 +61,7 @@ class Plan(models.Model):
         return self.name
 
     def allows_query_type(self, query_type: str) -> bool:
-        return self.allows_all_query_types or query_type in self.allowed_query_types
+        return plan_allows_query_type(self.allows_all_query_types, self.allowed_query_types, query_type)
 
     @property
     def is_paid(self) -> bool:

@@ -398,7 +398,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django_guid logs "header not found, generated a new id" at INFO for every request.
+        "django_guid": {"level": "WARNING"},
+    },
 }
 
 # --- Usage -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from django.db import connection
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from core.db import execute_prepared
+from core.db import execute_prepared, fetchall_prepared
 from core.models import OutboxItem
 from core.redis import get_redis, redis_key
 
@@ -153,11 +153,26 @@ def org_hash_fields(row: tuple) -> tuple[str, dict[str, str]]:
     }
 
 
+# `_load` of org hashes on PostgreSQL: what _org_queryset reads, with the outbox stamps, as
+# one prepared statement (building the ORM query cost more CPU than the rest of a push).
+_LOAD_ORGS_SQL = """
+SELECT a.organization_id, a.balance, a.status, a.version, a.low_credit_threshold, o.plan_code, ob.changed_at
+  FROM credits_account AS a
+  JOIN accounts_organization AS o ON o.id = a.organization_id
+  LEFT JOIN core_outboxitem AS ob ON ob.topic = 'org' AND ob.object_id = a.organization_id
+ WHERE a.kind = 'customer' AND a.organization_id = ANY(%s::bigint[])
+ ORDER BY a.organization_id
+"""
+
+
 def _load(topic: str, ids: list[int]) -> tuple[list[tuple], list[tuple[int, datetime]]]:
     """The objects' current state and their outbox stamps, read in one query (one snapshot).
 
     Returns (rows, [(object id, stamp)]); an object with no outbox row has no stamp.
     """
+    if topic == OutboxItem.Topic.ORG and connection.vendor == "postgresql":
+        loaded = fetchall_prepared(_LOAD_ORGS_SQL, [ids])
+        return [row[:-1] for row in loaded], [(row[0], row[-1]) for row in loaded if row[-1] is not None]
     if topic == OutboxItem.Topic.KEY:
         queryset, id_field = _key_queryset().filter(pk__in=ids), "pk"
     elif topic == OutboxItem.Topic.ORG:

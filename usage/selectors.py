@@ -15,8 +15,8 @@ from django.db.models import Count, FilteredRelation, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import Membership
-from apikeys.models import ApiKey
-from billing.models import Plan
+from apikeys.models import ApiKey, effective_key_status
+from billing.models import plan_allows_query_type
 from core.db import fetchall_prepared, fetchone_prepared
 from usage.models import UsageEvent
 
@@ -33,11 +33,23 @@ class PriorEvent:
 
 
 @dataclass(frozen=True)
+class PlanRules:
+    """What a report is checked against in the organization's plan (no model instance on the hot path)."""
+
+    code: str
+    allows_all_query_types: bool
+    allowed_query_types: list[str]
+
+    def allows_query_type(self, query_type: str) -> bool:
+        return plan_allows_query_type(self.allows_all_query_types, self.allowed_query_types, query_type)
+
+
+@dataclass(frozen=True)
 class OrgContext:
     organization_id: int
     wallet_id: int | None
     wallet_status: str | None
-    plan: Plan
+    plan: PlanRules
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class KeyState:
     expires_at: datetime | None
 
     def effective_status(self, now: datetime) -> str:
-        return ApiKey(status=self.status, expires_at=self.expires_at).effective_status(now)
+        return effective_key_status(self.status, self.expires_at, now)
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ def _org_context(row: dict[str, Any]) -> OrgContext:
     allowed = row["organization__plan__allowed_query_types"]
     if isinstance(allowed, str):  # jsonb as text: Django's connections leave decoding to the field
         allowed = json.loads(allowed)
-    plan = Plan(
+    plan = PlanRules(
         code=row["organization__plan_id"],
         allows_all_query_types=row["organization__plan__allows_all_query_types"],
         allowed_query_types=allowed if isinstance(allowed, list) else [],
