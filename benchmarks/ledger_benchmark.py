@@ -64,11 +64,17 @@ def _setup_django(url: str) -> None:
 
 def _worker(url: str, org_ids: list[int], seconds: float, start_at: float, queue, without_push: bool) -> None:
     _setup_django(url)
+    import core.publisher
+
     if without_push:
         # The ledger alone: the after-commit Redis push (and its outbox-row delete) is skipped.
-        import core.publisher
-
         core.publisher.push_changes = lambda *args, **kwargs: True
+    else:
+        # Each worker publishes as a web server process does (config.wsgi): one background
+        # thread gathers the pushes of the spends committed in the last few milliseconds.
+        from django.conf import settings
+
+        core.publisher.publish_in_background(settings.REDIS_PUBLISH_LINGER_SECONDS)
     from accounts.models import Organization
     from credits.errors import InsufficientCredits
     from credits.services import spend_credits
@@ -89,6 +95,8 @@ def _worker(url: str, org_ids: list[int], seconds: float, start_at: float, queue
         except InsufficientCredits:
             refused += 1
         latencies.append(time.perf_counter() - began)
+    if core.publisher._background is not None:
+        core.publisher._background.stop()
     queue.put((done, refused, latencies))
 
 

@@ -11,8 +11,9 @@ create_service_token), then prints reports/s and p50/p99 latency for:
   paced    single reports paced at 0.2 x the TPC-B rate (latency at the target rate)
   pgbench  PostgreSQL's built-in TPC-B (-c 8 -j 2 -T 15, scale 10, in a scratch database)
 
-Clients are threads, each with its own keep-alive HTTP connection (http.client), so the
-client costs little next to the server; on a small machine they still share its cores.
+Clients are threads, each with its own keep-alive HTTP/1.1 connection on a plain socket
+(see Client), so the client costs little next to the server; on a small machine they still
+share its cores.
 
     python benchmarks/usage_benchmark.py --url http://127.0.0.1:8055
 
@@ -20,11 +21,11 @@ See benchmarks/README.md for the server command and the figures measured here.
 """
 
 import argparse
-import http.client
 import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -105,26 +106,73 @@ class Result:
 
 
 class Client:
+    """One keep-alive HTTP/1.1 connection over a plain socket.
+
+    The request bytes are put together by hand and only the status line and Content-Length
+    of an answer are read: the clients share the server's two cores, and http.client (which
+    parses every response header with the email package) cost about a sixth of the machine
+    at 700 reports/s. A failed request is sent again once on a new connection, which is safe:
+    every report carries an eventId, so a repeat is answered as a duplicate.
+    """
+
     def __init__(self, url: str, token: str) -> None:
         parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.head = (
+            f"Host: {self.address[0]}:{self.address[1]}\r\nAuthorization: Token {token}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buffer = None, b""
 
     def post(self, path: str, body: dict) -> int:
-        payload = json.dumps(body)
+        payload = json.dumps(body).encode()
+        length = b"Content-Length: %d\r\n\r\n" % len(payload)
+        request = b"".join([b"POST ", path.encode(), b" HTTP/1.1\r\n", self.head, length, payload])
         for attempt in range(2):
             try:
-                self.connection.request("POST", path, payload, self.headers)
-                response = self.connection.getresponse()
-                response.read()
-                return response.status
-            except (http.client.HTTPException, OSError):
-                self.connection.close()
-                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                if self.sock is None:
+                    self.sock = socket.create_connection(self.address, timeout=30)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.sock.sendall(request)
+                return self._read_response()
+            except OSError:
+                self.close()
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+    def _receive(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+
+    def _read_response(self) -> int:
+        while b"\r\n\r\n" not in self.buffer:
+            self._receive()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if b"content-length" not in headers:
+            raise OSError("an answer without Content-Length")
+        length = int(headers[b"content-length"])
+        while len(self.buffer) < length:
+            self._receive()
+        self.buffer = self.buffer[length:]
+        if headers.get(b"connection") == b"close":
+            self.close()
+        return status
 
 
 def run_load(

@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
     "core.middleware.ApiEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ServiceApiFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

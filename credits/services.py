@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from core.audit import record_audit
+from core.db import fetchone_prepared
 from core.effects import delay_on_commit
 from core.outbox import push_after_commit, record_changes
 from credits import system_accounts
@@ -234,14 +235,14 @@ def _post_single_wallet(
     for n, posting in enumerate(postings):
         params[f"a{n}"], params[f"m{n}"] = posting.account.pk, posting.amount
         lines.append(f"({n}, %(a{n})s::bigint, %(m{n})s::bigint)")
-    with connection.cursor() as cursor:
-        sql = _SINGLE_WALLET_SQL.format(
-            conditions=conditions,
-            lines=", ".join(lines),
-            transaction_cte=_TRANSACTION_CTE if insert_transaction else "",
-        )
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    sql = _SINGLE_WALLET_SQL.format(
+        conditions=conditions,
+        lines=", ".join(lines),
+        transaction_cte=_TRANSACTION_CTE if insert_transaction else "",
+    )
+    # A handful of texts (debit or credit, in or out of a transaction, number of lines),
+    # each prepared once per connection.
+    row = fetchone_prepared(sql, params)
     if row is None:
         _raise_refused(wallet_id, allow_paused_debit)
     change = _WalletChange(*row)
