@@ -280,6 +280,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--skip-pgbench", action="store_true")
+    parser.add_argument(
+        "--tpcb", type=float, help="a TPC-B rate measured before: skips pgbench, paces the paced run at 0.2 x it"
+    )
     args = parser.parse_args()
 
     django_setup()
@@ -292,7 +295,7 @@ def main() -> None:
 
     connections.close_all()
 
-    tps = None if args.skip_pgbench else pgbench_tps(args.pgbench_seconds)
+    tps = args.tpcb or (None if args.skip_pgbench else pgbench_tps(args.pgbench_seconds))
 
     def single(target_of):
         def make(thread: int, n: int):

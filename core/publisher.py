@@ -317,7 +317,7 @@ class BackgroundPublisher:
         self._wake = threading.Event()
         self._pending: dict[str, set[int]] = {}
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stopped = threading.Event()
 
     def submit(self, topic: str, object_ids: Iterable[int]) -> None:
         with self._lock:
@@ -330,17 +330,18 @@ class BackgroundPublisher:
 
     def _run(self) -> None:
         try:
-            while not self._stopping:
+            while not self._stopped.is_set():
                 self._wake.wait()
-                time.sleep(self.linger)
+                self._stopped.wait(self.linger)  # gather more changes, unless stopping
                 self._wake.clear()
                 self.flush()
+            self.flush()  # what came in while stopping
         finally:
             connection.close()
 
     def stop(self) -> None:
         """Push what is pending and end the thread, closing its database connection."""
-        self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

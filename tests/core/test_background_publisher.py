@@ -58,7 +58,7 @@ def test_a_failed_push_is_logged_and_later_changes_are_still_published(monkeypat
     assert "background publish of org [1] failed" in caplog.text
 
 
-def test_pending_changes_are_pushed_at_exit(pushes, monkeypatch):
+def test_pending_changes_are_pushed_at_exit(pushes, monkeypatch, db):
     registered = []
     monkeypatch.setattr(publisher.atexit, "register", registered.append)
     background = publisher.BackgroundPublisher(linger=60)  # the thread would wait a minute
