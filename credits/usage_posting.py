@@ -276,14 +276,29 @@ class WalletState:
         return self.balance
 
 
+_LOCK_WALLETS_SQL = """
+SELECT id, organization_id, status, balance, overdraft_limit, low_credit_threshold, version
+  FROM credits_account
+ WHERE id = ANY(%s::bigint[]) AND kind = 'customer'
+ ORDER BY id
+   FOR UPDATE
+"""
+
+
 def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
     """Lock the wallets in primary-key order (no deadlocks) for a batch; call inside a transaction."""
-    rows = (
-        Account.objects.select_for_update()
-        .filter(pk__in=sorted(set(wallet_ids)), kind=Account.Kind.CUSTOMER)
-        .order_by("pk")
-        .values_list("pk", "organization_id", "status", "balance", "overdraft_limit", "low_credit_threshold", "version")
-    )
+    ids = sorted(set(wallet_ids))
+    if connection.vendor == "postgresql":
+        rows = fetchall_prepared(_LOCK_WALLETS_SQL, [ids]) if ids else []
+    else:
+        rows = (
+            Account.objects.select_for_update()
+            .filter(pk__in=ids, kind=Account.Kind.CUSTOMER)
+            .order_by("pk")
+            .values_list(
+                "pk", "organization_id", "status", "balance", "overdraft_limit", "low_credit_threshold", "version"
+            )
+        )
     states = {}
     for row in rows:
         state = WalletState(*row)

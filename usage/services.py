@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -50,7 +51,7 @@ class UsageReport:
     occurred_at: datetime | None = None
     idempotency_key: str | None = None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """What makes two reports with one key the same report: metadata as a JSON value,
         occurredAt as an instant, absent and null alike."""
@@ -168,6 +169,9 @@ def record_usage_batch(*, items: Sequence[BatchItem], now: datetime | None = Non
     orgs = selectors.get_org_contexts(user_ids=user_ids)
     keys = selectors.get_key_states(api_key_ids={item.report.api_key_id for item in items if item.report})
     wallet_ids = {org.wallet_id for org in orgs.values() if org.wallet_id is not None}
+    for item in items:  # hashed now, not while the wallets are locked
+        if item.report is not None:
+            item.report.fingerprint  # noqa: B018
     for attempt in range(3):
         try:
             with transaction.atomic():
