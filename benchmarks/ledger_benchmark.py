@@ -25,13 +25,13 @@ import json
 import multiprocessing
 import os
 import random
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
+
+from tpcb import tpcb_tps  # benchmarks/tpcb.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -125,29 +125,6 @@ def spend_rate(url: str, org_ids: list[int], *, workers: int, seconds: float, wi
         "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2) if latencies else None,
     }
-
-
-def pgbench_tps(url: str, seconds: int) -> float:
-    parsed = urlparse(url)
-    name = f"{parsed.path.lstrip('/')}_pgbench"
-    _admin_execute(url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "PGPASSWORD": parsed.password or ""}
-    common = ["-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres"]
-    try:
-        subprocess.run(["pgbench", "-i", "-q", "-s", "10", *common, name], check=True, env=env, capture_output=True)
-        output = subprocess.run(
-            ["pgbench", "-c", "8", "-j", "2", "-T", str(seconds), *common, name],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        _admin_execute(url, f'DROP DATABASE IF EXISTS "{name}"')
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", output)
-    if match is None:
-        raise RuntimeError(f"could not read the tps from pgbench:\n{output}")
-    return float(match.group(1))
 
 
 def bulk_load_entries(wallet_id: int, count: int) -> None:
@@ -255,7 +232,7 @@ def main() -> None:
             for name, ids in [("spread_without_push", org_ids), ("hot_without_push", org_ids[:1])]:
                 figures[name] = spend_rate(url, ids, workers=args.workers, seconds=args.seconds, without_push=True)
                 print(f"{name}: {figures[name]['spends_per_second']} spends/s {figures[name]}", flush=True)
-        tps = pgbench_tps(base_url, int(args.seconds))
+        tps = tpcb_tps(base_url, int(args.seconds), scratch=f"{urlparse(base_url).path.lstrip('/')}_pgbench")
         print(f"pgbench TPC-B (-c 8 -j 2):   {tps} tps", flush=True)
         figures.update(spread=spread, hot=hot, pgbench_tps=tps)
         figures["spread_vs_tpcb"] = round(spread["spends_per_second"] / tps, 3)

@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -35,6 +34,8 @@ from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tpcb import tpcb_tps_for  # benchmarks/tpcb.py, beside this script
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -242,32 +243,13 @@ def run_load(
 
 
 def pgbench_tps(seconds: int) -> float | None:
-    """TPC-B tps of `pgbench -c 8 -j 2 -T <seconds>` at scale 10 in a scratch database."""
+    """TPC-B tps on the server's PostgreSQL, or None without PostgreSQL or the pgbench binary."""
     from django.conf import settings
 
     if not shutil.which("pgbench") or not settings.IS_POSTGRES:
         print("pgbench: skipped (needs PostgreSQL and the pgbench binary)")
         return None
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "PGPASSWORD": db.get("PASSWORD") or ""}
-    conn = ["-h", db.get("HOST") or "127.0.0.1", "-p", str(db.get("PORT") or 5432), "-U", db.get("USER") or "postgres"]
-    scratch = f"usage_bench_pgbench_{os.getpid()}"
-    subprocess.run(["createdb", *conn, scratch], check=True, env=env)
-    try:
-        subprocess.run(["pgbench", *conn, "-i", "-s", "10", "-q", scratch], check=True, env=env, capture_output=True)
-        out = subprocess.run(
-            ["pgbench", *conn, "-c", "8", "-j", "2", "-T", str(seconds), scratch],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        subprocess.run(["dropdb", *conn, scratch], check=False, env=env)
-    for line in out.splitlines():
-        if line.startswith("tps = "):
-            return float(line.split()[2])
-    return None
+    return tpcb_tps_for(settings.DATABASES["default"], seconds, scratch=f"usage_bench_pgbench_{os.getpid()}")
 
 
 def main() -> None:

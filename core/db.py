@@ -1,6 +1,7 @@
 """Prepared statements for the hot path on PostgreSQL."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -24,6 +25,13 @@ def _preparing_cursor_class() -> type:
     return PreparingCursor
 
 
+@contextmanager
+def _prepared_cursor() -> Iterator[Any]:
+    connection.ensure_connection()
+    with connection._prepare_cursor(_preparing_cursor_class()(connection.connection)) as cursor:
+        yield cursor
+
+
 def fetchone_prepared(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple | None:
     """Run `sql` as a named prepared statement of this connection and return its first row.
 
@@ -35,23 +43,20 @@ def fetchone_prepared(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tu
     statement per connection (persistent with CONN_MAX_AGE). Django's cursor wrapper
     keeps its error mapping and query logging.
     """
-    connection.ensure_connection()
-    with connection._prepare_cursor(_preparing_cursor_class()(connection.connection)) as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
 def execute_prepared(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> int:
     """Like fetchone_prepared, for a statement that returns no rows; returns its row count."""
-    connection.ensure_connection()
-    with connection._prepare_cursor(_preparing_cursor_class()(connection.connection)) as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 
 
 def fetchall_prepared(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple]:
     """Like fetchone_prepared, every row."""
-    connection.ensure_connection()
-    with connection._prepare_cursor(_preparing_cursor_class()(connection.connection)) as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -451,9 +451,8 @@ def _post_batch_sql(
         "moved_alerted": [state.below_threshold for state in moved],
         "moved_organization_ids": sorted(state.organization_id for state in moved),
     }
-    usage_ids = dict(
-        (transaction_id, usage_id) for usage_id, transaction_id in fetchall_prepared(_POST_BATCH_SQL, params)
-    )
+    rows = fetchall_prepared(_POST_BATCH_SQL, params)
+    usage_ids = {transaction_id: usage_id for usage_id, transaction_id in rows}
     return [
         PostedUsage(usage_ids[transaction_id], transaction_id, posting.remaining_credits, now)
         for transaction_id, posting in zip(transaction_ids, postings, strict=True)
