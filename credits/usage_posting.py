@@ -42,6 +42,7 @@ from credits.selectors import get_system_account
 from credits.services import (
     Posting,
     crossed_low_credit_threshold,
+    is_unbalanced_commit,
     post_transaction,
     schedule_low_credit_alert,
 )
@@ -80,43 +81,58 @@ class UsageKeyTaken(Exception):
 
 # One round trip does the whole posting, and it runs in autocommit: the statement is the
 # transaction, so the wallet's row lock is taken inside it and released by the commit that
-# follows it on the server, never held across a round trip to the application.
+# follows it on the server, never held across a round trip to the application. The lock
+# is taken last (as in credits.services._SINGLE_WALLET_SQL):
 #
-#   w  locks the wallet row and debits it only if it is active and stays within its
-#      overdraft limit (zero rows otherwise: nothing below is written, the caller raises
-#      402/403); version + 1; low_credit_alerted := below the threshold now.
-#   t  the usage Transaction; e its two entries (wallet with balance_after, usage revenue
-#      with NULL), inserted after the lock so a wallet's entry ids follow its balances;
+#   ok the wallet can pay, as last committed (no lock); otherwise nothing is written and
+#      the wallet is not locked (zero rows: the caller raises 402/403).
+#   t  the usage Transaction and r its usage-revenue entry (balance_after NULL), written
+#      before the lock (the UPDATE's EXISTS over r makes PostgreSQL run them first).
+#   w  locks the wallet row and debits it only if it is still active and stays within its
+#      overdraft limit; version + 1; low_credit_alerted := below the threshold now. When a
+#      concurrent report emptied it after `ok`, w matches nothing, r is left unbalanced and
+#      the zero-sum trigger refuses the commit: nothing stays, and the caller reports the
+#      refusal (credits.services.is_unbalanced_commit).
+#   e  the wallet's entry with balance_after, after the lock, so a wallet's entry ids
+#      follow its balances;
 #   u  the UsageEvent with the balance after it (for exact replays). A live duplicate key
 #      violates usage_event_idempotency_unique and the whole statement rolls back; a
 #      concurrent duplicate waits for the first (row lock, then the unique index).
 #   o  the outbox upsert for the Redis push (clock_timestamp: a stamp per commit).
 #
 # Measured with benchmarks/usage_benchmark.py on the 2-core dev machine (gunicorn 4x4,
-# PostgreSQL 15, Redis, 16 clients, 2026-11-21): with this statement a hot wallet runs at
-# 0.87-1.12 x the spread rate (target 0.8); the ORM path (USAGE_POSTING_PATH=orm:
-# post_transaction plus the event insert in transaction.atomic(), whose lock is held across
-# client round trips) at 0.75-0.81 x. Spread throughput was within that machine's noise
-# for both (Python CPU bound). It runs as a prepared statement (core.db.fetchone_prepared),
-# like the report's context read: planning them cost more than running them.
+# PostgreSQL 15, Redis, 16 clients, 2026-11-21): with this statement (then with the lock
+# first) a hot wallet ran at 0.87-1.12 x the spread rate (target 0.8); the ORM path
+# (USAGE_POSTING_PATH=orm: post_transaction plus the event insert in transaction.atomic(),
+# whose lock is held across client round trips) at 0.75-0.81 x. Spread throughput was
+# within that machine's noise for both (Python CPU bound). It runs as a prepared statement
+# (core.db.fetchone_prepared), like the report's context read: planning them cost more
+# than running them.
 _POST_USAGE_SQL = """
-WITH w AS (
+WITH ok AS (
+    SELECT 1 FROM credits_account
+     WHERE id = %(wallet_id)s AND kind = 'customer' AND status = 'active'
+       AND balance - %(credits)s >= -overdraft_limit
+), t AS (
+    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
+    SELECT %(transaction_id)s, 'usage', NULL, '', %(memo)s, '{}'::jsonb, %(now)s FROM ok
+    RETURNING 1
+), r AS (
+    INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
+    SELECT %(transaction_id)s, %(revenue_id)s, %(credits)s, NULL, %(now)s FROM t
+    RETURNING 1
+), w AS (
     UPDATE credits_account
        SET balance = balance - %(credits)s,
            version = version + 1,
            updated_at = %(now)s,
            low_credit_alerted = (low_credit_threshold IS NOT NULL AND balance - %(credits)s < low_credit_threshold)
      WHERE id = %(wallet_id)s AND kind = 'customer' AND status = 'active'
-       AND balance - %(credits)s >= -overdraft_limit
+       AND balance - %(credits)s >= -overdraft_limit AND EXISTS (SELECT 1 FROM r)
     RETURNING balance, version, organization_id, low_credit_threshold
-), t AS (
-    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
-    SELECT %(transaction_id)s, 'usage', NULL, '', %(memo)s, '{}'::jsonb, %(now)s FROM w
 ), e AS (
     INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
     SELECT %(transaction_id)s, %(wallet_id)s, -%(credits)s, w.balance, %(now)s FROM w
-    UNION ALL
-    SELECT %(transaction_id)s, %(revenue_id)s, %(credits)s, NULL, %(now)s FROM w
 ), u AS (
     INSERT INTO usage_usageevent (
         organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
@@ -175,15 +191,20 @@ def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
     try:
         if connection.in_atomic_block:
             # Inside someone else's transaction (seed_demo, tests): a savepoint keeps the
-            # caller's transaction usable when the statement fails on a duplicate key.
+            # caller's transaction usable when the statement fails on a duplicate key, and
+            # drops what it wrote before the lock when the wallet refuses (raised inside).
             with transaction.atomic():
                 row = fetchone_prepared(_POST_USAGE_SQL, params)
+                if row is None:
+                    _raise_refusal(charge.wallet_id)
         else:
             row = fetchone_prepared(_POST_USAGE_SQL, params)
     except IntegrityError as exc:
         if charge.idempotency_key and "usage_event_idempotency_unique" in str(exc):
             raise UsageKeyTaken() from exc
-        raise
+        if not is_unbalanced_commit(exc):
+            raise
+        row = None  # emptied or paused between the check and the lock: nothing was written
     if row is None:
         _raise_refusal(charge.wallet_id)
     balance, version, organization_id, threshold, usage_id = row
@@ -374,18 +395,20 @@ def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
 
 
 # A whole batch in one statement (PostgreSQL), run while the transaction holds the wallets'
-# locks: the events come in as arrays (one prepared statement whatever the batch size), and
-# the transactions, entries (in posting order: a wallet's entry ids follow its balances) and
-# events are inserted, the wallets set to what the batch computed, and their outbox rows
-# upserted. Building Django model instances for bulk_create cost more CPU than the rest of
-# a batch of 100 together, all of it under the locks.
+# locks: the events and the wallets' new states come in as two JSON documents (one prepared
+# statement whatever the batch size), and the transactions, entries (in posting order: a
+# wallet's entry ids follow its balances) and events are inserted, the wallets set to what
+# the batch computed, and their outbox rows upserted. Building Django model instances for
+# bulk_create cost more CPU than the rest of a batch of 100 together, and psycopg's
+# element-by-element dumping of a dozen arrays a tenth of a batch's Python time; the JSON
+# encoder does the same in a fraction of it, all of it under the locks.
 _POST_BATCH_SQL = """
 WITH ev AS (
     SELECT *
-      FROM unnest(%(transaction_ids)s::uuid[], %(wallet_ids)s::bigint[], %(organization_ids)s::bigint[],
-                  %(user_ids)s::bigint[], %(api_key_ids)s::bigint[], %(credits)s::bigint[], %(query_types)s::text[],
-                  %(metadata)s::jsonb[], %(idempotency_keys)s::text[], %(fingerprints)s::text[],
-                  %(occurred_at)s::timestamptz[], %(remaining)s::bigint[])
+      FROM ROWS FROM (json_to_recordset(%(events)s::json) AS (
+               transaction_id uuid, wallet_id bigint, organization_id bigint, user_id bigint, api_key_id bigint,
+               credits bigint, query_type text, metadata jsonb, idempotency_key text, fingerprint text,
+               occurred_at timestamptz, remaining bigint))
            WITH ORDINALITY AS e (transaction_id, wallet_id, organization_id, user_id, api_key_id, credits, query_type,
                                  metadata, idempotency_key, fingerprint, occurred_at, remaining, n)
 ), t AS (
@@ -411,12 +434,11 @@ WITH ev AS (
 ), w AS (
     UPDATE credits_account AS a
        SET balance = v.balance, version = v.version, low_credit_alerted = v.alerted, updated_at = %(now)s
-      FROM unnest(%(moved_ids)s::bigint[], %(moved_balances)s::bigint[], %(moved_versions)s::bigint[],
-                  %(moved_alerted)s::boolean[]) AS v (id, balance, version, alerted)
+      FROM json_to_recordset(%(wallets)s::json) AS v (id bigint, balance bigint, version bigint, alerted boolean)
      WHERE a.id = v.id
 ), o AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
-    SELECT 'org', org_id, clock_timestamp() FROM unnest(%(moved_organization_ids)s::bigint[]) AS org_id
+    SELECT 'org', org_id, clock_timestamp() FROM unnest(%(organization_ids)s::bigint[]) AS org_id
     ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at
 )
 SELECT id, transaction_id FROM u
@@ -426,30 +448,34 @@ SELECT id, transaction_id FROM u
 def _post_batch_sql(
     postings: Sequence[BatchPosting], moved: Sequence[WalletState], revenue_id: int, now: datetime
 ) -> list[PostedUsage]:
-    charges = [posting.charge for posting in postings]
-    transaction_ids = [uuid.uuid4() for _ in charges]
+    transaction_ids = [uuid.uuid4() for _ in postings]
+    events = [
+        {
+            "transaction_id": str(transaction_id),
+            "wallet_id": posting.charge.wallet_id,
+            "organization_id": posting.charge.organization_id,
+            "user_id": posting.charge.user_id,
+            "api_key_id": posting.charge.api_key_id,
+            "credits": posting.charge.credits,
+            "query_type": posting.charge.query_type,
+            "metadata": posting.charge.metadata,
+            "idempotency_key": posting.charge.idempotency_key,
+            "fingerprint": posting.charge.fingerprint,
+            "occurred_at": posting.charge.occurred_at.isoformat(),
+            "remaining": posting.remaining_credits,
+        }
+        for transaction_id, posting in zip(transaction_ids, postings, strict=True)
+    ]
+    wallets = [
+        {"id": state.id, "balance": state.balance, "version": state.version, "alerted": state.below_threshold}
+        for state in moved
+    ]
     params = {
         "now": now,
         "revenue_id": revenue_id,
-        "transaction_ids": transaction_ids,
-        "wallet_ids": [charge.wallet_id for charge in charges],
-        "organization_ids": [charge.organization_id for charge in charges],
-        "user_ids": [charge.user_id for charge in charges],
-        "api_key_ids": [charge.api_key_id for charge in charges],
-        "credits": [charge.credits for charge in charges],
-        "query_types": [charge.query_type for charge in charges],
-        "metadata": [
-            None if charge.metadata is None else json.dumps(charge.metadata, ensure_ascii=False) for charge in charges
-        ],
-        "idempotency_keys": [charge.idempotency_key for charge in charges],
-        "fingerprints": [charge.fingerprint for charge in charges],
-        "occurred_at": [charge.occurred_at for charge in charges],
-        "remaining": [posting.remaining_credits for posting in postings],
-        "moved_ids": [state.id for state in moved],
-        "moved_balances": [state.balance for state in moved],
-        "moved_versions": [state.version for state in moved],
-        "moved_alerted": [state.below_threshold for state in moved],
-        "moved_organization_ids": sorted(state.organization_id for state in moved),
+        "events": json.dumps(events, ensure_ascii=False),
+        "wallets": json.dumps(wallets),
+        "organization_ids": sorted(state.organization_id for state in moved),
     }
     rows = fetchall_prepared(_POST_BATCH_SQL, params)
     usage_ids = {transaction_id: usage_id for usage_id, transaction_id in rows}

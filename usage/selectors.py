@@ -190,13 +190,43 @@ def get_live_event(*, organization_id: int, idempotency_key: str) -> PriorEvent 
 # --- Batches: the same reads, in bulk ---------------------------------------------------------
 
 
+# The ORM reads below, as prepared statements over one array parameter (PostgreSQL): with
+# a literal IN list of a hundred ids the ORM built and PostgreSQL planned a new statement
+# for every batch (a fifth of a batch's Python time went to building the org read).
+_ORG_CONTEXTS_SQL = """
+SELECT m.user_id, m.organization_id, a.id, a.status, o.plan_code, p.allows_all_query_types, p.allowed_query_types
+  FROM accounts_membership AS m
+  JOIN accounts_organization AS o ON o.id = m.organization_id
+  JOIN billing_plan AS p ON p.code = o.plan_code
+  LEFT JOIN credits_account AS a ON a.organization_id = o.id
+ WHERE m.user_id = ANY(%s::bigint[])
+"""
+_KEY_STATES_SQL = """
+SELECT id, organization_id, status, expires_at FROM apikeys_apikey WHERE id = ANY(%s::bigint[])
+"""
+
+
 def get_org_contexts(*, user_ids: Iterable[int]) -> dict[int, OrgContext]:
-    rows = Membership.objects.filter(user_id__in=set(user_ids)).values("user_id", *_ORG_FIELDS)
+    """The organization context of each user (users without an organization are left out)."""
+    user_ids = sorted(set(user_ids))
+    if connection.vendor == "postgresql":
+        if not user_ids:
+            return {}
+        rows = [
+            dict(zip(("user_id", *_ORG_FIELDS), row, strict=True))
+            for row in fetchall_prepared(_ORG_CONTEXTS_SQL, [user_ids])
+        ]
+    else:
+        rows = Membership.objects.filter(user_id__in=user_ids).values("user_id", *_ORG_FIELDS)
     return {row["user_id"]: _org_context(row) for row in rows}
 
 
 def get_key_states(*, api_key_ids: Iterable[int]) -> dict[int, KeyState]:
-    rows = ApiKey.objects.filter(pk__in=set(api_key_ids)).values_list("pk", "organization_id", "status", "expires_at")
+    api_key_ids = sorted(set(api_key_ids))
+    if connection.vendor == "postgresql":
+        rows = fetchall_prepared(_KEY_STATES_SQL, [api_key_ids]) if api_key_ids else []
+    else:
+        rows = ApiKey.objects.filter(pk__in=api_key_ids).values_list("pk", "organization_id", "status", "expires_at")
     return {row[0]: KeyState(*row) for row in rows}
 
 

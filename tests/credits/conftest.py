@@ -1,4 +1,7 @@
+import threading
+
 import pytest
+from django.db import connection
 
 from credits import system_accounts
 from credits.models import Transaction
@@ -16,6 +19,21 @@ def fund(organization, amount: int):
         kind=Transaction.Kind.PURCHASE,
         reason="test purchase",
     )
+
+
+def wait_for_a_lock_waiter(statement: str, *, seconds: float = 5) -> bool:
+    """Inside the transaction holding a lock: wait until another backend running `statement` waits on a lock."""
+    for _ in range(int(seconds / 0.05)):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # a fresh view inside our transaction
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                [f"%{statement}%"],
+            )
+            if cursor.fetchone()[0]:
+                return True
+        threading.Event().wait(0.05)
+    return False
 
 
 def balance_of(organization) -> int:

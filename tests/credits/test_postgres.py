@@ -12,7 +12,7 @@ from credits.errors import IdempotencyConflict, InsufficientCredits, RefundExcee
 from credits.models import Entry, Transaction
 from credits.selectors import get_system_account, get_wallet, verify_ledger
 from credits.services import Posting
-from tests.credits.conftest import fund
+from tests.credits.conftest import fund, wait_for_a_lock_waiter
 from tests.factories import OrganizationFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -215,18 +215,53 @@ def test_a_one_wallet_posting_is_one_statement(db, redis_client, caller_transact
     if caller_transaction:
         assert statements[0].startswith('INSERT INTO "credits_transaction"')
         statements = statements[1:]
-    assert statements[0].startswith("WITH w AS")
+    assert statements[0].startswith("WITH ok AS")
     assert ("INSERT INTO credits_transaction" in statements[0]) is not caller_transaction
     assert not any("credits_entry" in sql or "credits_transaction" in sql for sql in statements[1:])
     lines = list(
         Entry.objects.filter(transaction=txn).order_by("id").values_list("account_id", "amount", "balance_after")
     )
-    assert lines == [(wallet.pk, -6, 4), (revenue.pk, 6, None)]
+    assert lines == [(revenue.pk, 6, None), (wallet.pk, -6, 4)]  # the wallet's line after its lock
     assert Transaction.objects.get(pk=txn.pk).kind == "usage"
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.low_credit_alerted, txn.balances_after) == (4, True, {wallet.pk: 4})
     # the after-commit push ran: Redis shows the new balance
     assert redis_client.hgetall(f"creditdesk:org:{organization.pk}")["balance"] == "4"
+    assert verify_ledger().ok
+
+
+def test_a_wallet_emptied_while_a_spend_waits_for_its_lock_refuses_the_spend_and_keeps_nothing(db):
+    """The one-statement spend checks the wallet, writes its system line, then waits for the lock."""
+    organization = OrganizationFactory()
+    fund(organization, 100)
+    before = (Transaction.objects.count(), Entry.objects.count())
+    waiting = threading.Event()
+
+    def empty_the_wallet():
+        try:
+            with transaction.atomic():
+                services.spend_credits(organization=organization, amount=100)  # holds the wallet's lock
+                waiting.set()
+                return wait_for_a_lock_waiter("WITH ok AS")
+        finally:
+            connection.close()
+
+    def spend_ten():
+        waiting.wait(timeout=10)
+        try:
+            services.spend_credits(organization=organization, amount=10)
+            return "spent"
+        except InsufficientCredits as error:
+            return error.extra
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        emptied, spent = pool.submit(empty_the_wallet), pool.submit(spend_ten)
+        assert emptied.result() is True  # the spend waited for the lock
+        assert spent.result() == {"remainingCredits": 0}
+    assert (Transaction.objects.count(), Entry.objects.count()) == (before[0] + 1, before[1] + 2)
+    assert get_wallet(organization=organization).balance == 0
     assert verify_ledger().ok
 
 

@@ -5,13 +5,14 @@ from collections import defaultdict
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from apikeys.services import create_service_account, issue_api_key
-from credits.models import Account
+from credits.models import Account, Entry, Transaction
 from credits.selectors import verify_ledger
-from credits.services import grant_credits
+from credits.services import grant_credits, spend_credits
+from tests.credits.conftest import wait_for_a_lock_waiter
 from tests.factories import CustomerFactory
 from usage.models import UsageEvent
 
@@ -134,3 +135,44 @@ def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, red
     assert verify_ledger().ok
     stored = redis_client.hgetall(f"{settings.REDIS_KEY_PREFIX}:org:{organization.pk}")
     assert (stored["balance"], stored["version"]) == (str(wallet.balance), str(wallet.version))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves_nothing(hot_wallet):
+    """The report's statement checks the wallet, writes before the lock, then finds it emptied."""
+    user, organization, key, token = hot_wallet
+    before = (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count())
+    holding = threading.Event()
+    outcome = {}
+
+    def empty_the_wallet():
+        try:
+            with transaction.atomic():
+                spend_credits(organization=organization, amount=1000)  # holds the wallet's lock
+                holding.set()
+                outcome["waited"] = wait_for_a_lock_waiter("WITH ok AS")
+        finally:
+            connection.close()
+
+    emptier = threading.Thread(target=empty_the_wallet)
+    emptier.start()
+    holding.wait(timeout=10)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = {"userId": user.pk, "apiKeyId": key.pk, "creditsUsed": 5, "queryType": "standard", "eventId": "late"}
+    response = client.post("/api/usage/report", body, format="json")
+    emptier.join()
+
+    assert outcome["waited"] is True
+    assert response.status_code == 402
+    assert (response.json()["error"], response.json()["remainingCredits"]) == ("insufficient_credits", 0)
+    assert (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count()) == (
+        before[0] + 1,
+        before[1] + 2,
+        before[2],
+    )
+    assert verify_ledger().ok
+    # the refusal was not remembered: a retry after a top-up is recorded
+    grant_credits(organization=organization, amount=10, reason="top-up")
+    assert client.post("/api/usage/report", body, format="json").status_code == 201
