@@ -4,12 +4,12 @@ Locking: a posting writes its transaction row first and takes the wallet row loc
 last, in primary-key order, with a conditional `UPDATE ... RETURNING` that checks status
 and overdraft limit in the same step. On PostgreSQL a one-wallet posting (grants, spends,
 refunds: nearly all of them) is a single statement that also inserts the entries and the
-outbox row (`_SINGLE_WALLET_SQL`), so a hot wallet's lock is held for one round trip and
-the commit; transfers and other databases use the ORM path (`_apply_wallet_delta` per
-wallet, then bulk inserts). Services that change a wallet without posting (pause, limits,
-plan version) lock it with `select_for_update()`. Nothing here talks to the network:
-Redis pushes and emails are registered with `core.outbox` / `core.effects` and run after
-commit.
+outbox row (`_SINGLE_WALLET_SQL`) and locks the wallet after everything else it can write,
+so a hot wallet's lock covers the wallet's own writes and the commit; transfers and other
+databases use the ORM path (`_apply_wallet_delta` per wallet, then bulk inserts). Services
+that change a wallet without posting (pause, limits, plan version) lock it with
+`select_for_update()`. Nothing here talks to the network: Redis pushes and emails are
+registered with `core.outbox` / `core.effects` and run after commit.
 """
 
 import hashlib

@@ -65,3 +65,14 @@ def test_embedded_sqlite_takes_the_write_lock_when_a_transaction_starts():
 
 def test_persistent_connections_with_health_checks():
     assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(None, "None"), ("none", "None"), ("30", "30")])
+def test_postgresql_connections_persist_unless_a_maximum_age_is_set(configured, expected):
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
+    if configured is not None:
+        env["CONN_MAX_AGE"] = configured
+    code = "from django.conf import settings; print(settings.DATABASES['default']['CONN_MAX_AGE'])"
+    result = _run_manage("shell", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
