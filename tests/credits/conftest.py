@@ -1,4 +1,4 @@
-import threading
+import time
 
 import pytest
 from django.db import connection
@@ -32,7 +32,7 @@ def wait_for_a_lock_waiter(statement: str, *, seconds: float = 5) -> bool:
             )
             if cursor.fetchone()[0]:
                 return True
-        threading.Event().wait(0.05)
+        time.sleep(0.05)
     return False
 
 
