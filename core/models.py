@@ -3,11 +3,23 @@ from django.db import models
 from django.utils import timezone
 
 
-class OutboxItem(models.Model):
-    """Something the public query API reads from Redis changed and has not been pushed yet.
+class OutboxItemQuerySet(models.QuerySet):
+    def pending(self) -> "OutboxItemQuerySet":
+        """Rows whose last change has not been pushed (never pushed, or re-stamped since)."""
+        return self.exclude(pushed_at=models.F("changed_at"))
 
-    Written in the same database transaction as the change (one upserted row per object),
-    cleared by the after-commit push, drained by a periodic task when that push is lost.
+
+class OutboxItem(models.Model):
+    """What the public query API reads from Redis changed, and whether that change was pushed.
+
+    One row per object, kept for good: the change's transaction stamps `changed_at` (an
+    upsert), the after-commit push copies the stamp it published into `pushed_at`, and the
+    periodic drain pushes what is still `pending()`. Rows are updated in place rather than
+    inserted and deleted: neither column is indexed, so PostgreSQL updates them as
+    heap-only tuples and prunes the old versions without VACUUM. Deleting every pushed row
+    left a dead index entry per change, which every later upsert of that object walked
+    (150,000 dead rows after 20 s of usage batches with autovacuum off: batches slowed to
+    half their speed).
     """
 
     class Topic(models.TextChoices):
@@ -17,6 +29,9 @@ class OutboxItem(models.Model):
     topic = models.CharField(max_length=8, choices=Topic.choices)
     object_id = models.BigIntegerField()
     changed_at = models.DateTimeField(default=timezone.now)
+    pushed_at = models.DateTimeField(null=True, blank=True, help_text="The changed_at stamp last pushed to Redis.")
+
+    objects = OutboxItemQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["topic", "object_id"], name="core_outbox_topic_object_unique")]

@@ -1,9 +1,10 @@
 """Record changes for Redis in the transaction that makes them; push them after commit.
 
-`record_changes` upserts one outbox row per object (cheap: the wallet row is already
-locked by the same transaction) and registers the after-commit push (`push_after_commit`,
-also used by the one-statement postings, which upsert their outbox row in SQL). If the
-process dies between commit and push, the periodic drain task finds the row.
+`record_changes` upserts one outbox row per object, stamped and pending (cheap: the wallet
+row is already locked by the same transaction), and registers the after-commit push
+(`push_after_commit`, also used by the one-statement postings, which upsert their outbox
+row in SQL). If the process dies between commit and push, the periodic drain task finds
+the row still pending.
 """
 
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ def record_changes(topic: str, object_ids: Iterable[int]) -> None:
         [OutboxItem(topic=topic, object_id=object_id, changed_at=now) for object_id in ids],
         update_conflicts=True,
         unique_fields=["topic", "object_id"],
-        update_fields=["changed_at"],
+        update_fields=["changed_at", "pushed_at"],  # pending again, whatever the new stamp
     )
     push_after_commit(topic, ids)
 

@@ -11,13 +11,13 @@ version, but a key's status only moves forward (active → expired → revoked),
 is written only if it does not move the stored status back.
 
 `push_changes(topic, ids)` reads the objects with their outbox stamps in one query, writes
-them in one pipeline and deletes the outbox rows whose stamp is unchanged (a change
-committed meanwhile keeps its row and its own push). After commit, `publish` calls it at
+them in one pipeline and marks pushed the outbox rows whose stamp is unchanged (a change
+committed meanwhile stays pending for its own push). After commit, `publish` calls it at
 once, or, in a web server process (config.wsgi), hands the ids to the process's
 `BackgroundPublisher`, which pushes what many requests changed with one push.
-A Redis error is logged and the rows stay for `drain_outbox` (every 30 s). `reconcile`
-compares every hash with the database and repairs each difference; `resync` rewrites all.
-With publishing off (`get_redis()` is None) pushes just clear their outbox rows.
+A Redis error is logged and the rows stay pending for `drain_outbox` (every 30 s).
+`reconcile` compares every hash with the database and repairs each difference; `resync`
+rewrites all. With publishing off (`get_redis()` is None) pushes just mark their rows pushed.
 """
 
 import atexit
@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 from django.db import connection
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.db import execute_prepared, fetchall_prepared
@@ -233,21 +233,21 @@ def _circuit_is_open(client: redis.Redis) -> bool:
 
 
 def push_changes(topic: str, object_ids: Iterable[int], *, from_drain: bool = False) -> bool:
-    """Publish the current state of these objects and clear their outbox rows.
+    """Publish the current state of these objects and mark their outbox rows pushed.
 
-    Returns False when Redis could not be written (the rows stay for the drain).
+    Returns False when Redis could not be written (the rows stay pending for the drain).
     """
     ids = sorted(set(object_ids))
     if not ids:
         return True
     client = get_redis()
     if client is None:
-        OutboxItem.objects.filter(topic=topic, object_id__in=ids).delete()
+        OutboxItem.objects.pending().filter(topic=topic, object_id__in=ids).update(pushed_at=F("changed_at"))
         return True
     if not from_drain and _circuit_is_open(client):
         return False
     # State and stamps come from one snapshot: a change that commits after it has a newer
-    # stamp, so its row survives the delete below and its own push (or the drain) carries it.
+    # stamp, so its row stays pending below and its own push (or the drain) carries it.
     rows, stamps = _load(topic, ids)
     try:
         write_hashes(client, topic, rows)
@@ -256,31 +256,34 @@ def push_changes(topic: str, object_ids: Iterable[int], *, from_drain: bool = Fa
         logger.warning("Redis publish of %s %s failed, the outbox keeps them: %s", topic, ids, exc)
         return False
     _circuit_open_until.pop(id(client), None)
-    _delete_outbox_rows(topic, stamps)
+    _mark_pushed(topic, stamps)
     return True
 
 
 # Rows locked by a transaction that is re-stamping them are skipped, not waited for: that
-# transaction's commit pushes again and keeps its row. Waiting could deadlock with a batch
-# that holds some of these rows and waits for others (the rows are locked in any order).
-_DELETE_OUTBOX_SQL = """
-DELETE FROM core_outboxitem
+# transaction's commit pushes again and leaves its row pending. Waiting could deadlock with
+# a batch that holds some of these rows and waits for others (the rows are locked in any
+# order). Rows already marked are left alone: an update that changes nothing still writes
+# a new row version.
+_MARK_PUSHED_SQL = """
+UPDATE core_outboxitem
+   SET pushed_at = changed_at
  WHERE id IN (SELECT o.id
                 FROM core_outboxitem AS o
                 JOIN unnest(%s::bigint[], %s::timestamptz[]) AS pushed (object_id, changed_at)
                   ON o.object_id = pushed.object_id AND o.changed_at = pushed.changed_at
-               WHERE o.topic = %s
-                 FOR UPDATE OF o SKIP LOCKED)
+               WHERE o.topic = %s AND o.pushed_at IS DISTINCT FROM o.changed_at
+                 FOR NO KEY UPDATE OF o SKIP LOCKED)
 """
 
 
-def _delete_outbox_rows(topic: str, stamps: list[tuple[int, datetime]]) -> None:
-    """Delete the outbox rows whose stamp is still the one pushed."""
+def _mark_pushed(topic: str, stamps: list[tuple[int, datetime]]) -> None:
+    """Mark pushed the outbox rows whose stamp is still the one pushed."""
     if not stamps:
         return
     if connection.vendor == "postgresql":
         object_ids, changed_ats = zip(*stamps, strict=True)
-        execute_prepared(_DELETE_OUTBOX_SQL, [list(object_ids), list(changed_ats), topic])
+        execute_prepared(_MARK_PUSHED_SQL, [list(object_ids), list(changed_ats), topic])
         return
     by_stamp: dict[datetime, list[int]] = defaultdict(list)
     for object_id, changed_at in stamps:
@@ -288,7 +291,7 @@ def _delete_outbox_rows(topic: str, stamps: list[tuple[int, datetime]]) -> None:
     condition = Q()
     for changed_at, object_ids in by_stamp.items():
         condition |= Q(changed_at=changed_at, object_id__in=object_ids)
-    OutboxItem.objects.filter(condition, topic=topic).delete()
+    OutboxItem.objects.pending().filter(condition, topic=topic).update(pushed_at=F("changed_at"))
 
 
 # --- Publishing after commit ---------------------------------------------------------------
@@ -298,10 +301,10 @@ class BackgroundPublisher:
     """One thread per process that publishes what the last few milliseconds of commits changed.
 
     Pushed inline, every request would pay a push of its own: a state read, a Redis script
-    and an outbox delete, three round trips for one organization (about half of a usage
+    and an outbox update, three round trips for one organization (about half of a usage
     report's time, profiled). Here a request only adds ids to a set; the thread wakes,
     lingers `linger` seconds for more and pushes everything pending with one read, one
-    pipeline and one delete per topic. The outbox row written with each change keeps it
+    pipeline and one update per topic. The outbox row written with each change keeps it
     safe: what a dying process never pushed, the drain does. At exit the pending ids are
     pushed by the exiting thread, so Redis still follows within the contract's second.
     """
@@ -382,7 +385,9 @@ def drain_outbox(*, batch_size: int = 500, max_batches: int = 200) -> dict[str, 
     """Push what after-commit pushes left behind (lost with a process, or Redis was down)."""
     pushed = 0
     for _ in range(max_batches):
-        batch = list(OutboxItem.objects.order_by("changed_at", "pk").values_list("topic", "object_id")[:batch_size])
+        batch = list(
+            OutboxItem.objects.pending().order_by("changed_at", "pk").values_list("topic", "object_id")[:batch_size]
+        )
         if not batch:
             break
         by_topic: dict[str, list[int]] = defaultdict(list)

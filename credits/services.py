@@ -200,7 +200,7 @@ WITH ok AS (
 ), o AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
     SELECT 'org', w.organization_id, clock_timestamp() FROM w
-    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at
+    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at, pushed_at = NULL
 )
 SELECT balance, version, organization_id, low_credit_threshold FROM w
 """

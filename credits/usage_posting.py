@@ -145,7 +145,7 @@ WITH ok AS (
 ), o AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
     SELECT 'org', w.organization_id, clock_timestamp() FROM w
-    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at
+    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at, pushed_at = NULL
 )
 SELECT w.balance, w.version, w.organization_id, w.low_credit_threshold, u.id FROM w CROSS JOIN u
 """
@@ -439,7 +439,7 @@ WITH ev AS (
 ), o AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
     SELECT 'org', org_id, clock_timestamp() FROM unnest(%(organization_ids)s::bigint[]) AS org_id
-    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at
+    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at, pushed_at = NULL
 )
 SELECT id, transaction_id FROM u
 """

@@ -46,7 +46,7 @@ def test_a_new_key_is_published_with_the_contracts_fields(
         "scopes": "query,read:usage",
         "expires_at": expires.isoformat().replace("+00:00", "Z"),
     }
-    assert not OutboxItem.objects.filter(topic="key").exists()
+    assert not OutboxItem.objects.pending().filter(topic="key").exists()
 
 
 def test_a_key_without_expiry_publishes_an_empty_expires_at(
@@ -64,7 +64,7 @@ def test_a_revoked_key_is_published_as_revoked(owner, organization, redis_client
     with django_capture_on_commit_callbacks(execute=True):
         revoke_api_key(api_key=api_key, actor=owner)
     assert key_hash(redis_client, api_key)["status"] == "revoked"
-    assert not OutboxItem.objects.filter(topic="key").exists()
+    assert not OutboxItem.objects.pending().filter(topic="key").exists()
 
 
 def test_the_expiry_task_marks_keys_expired_in_the_database_and_in_redis(
@@ -109,7 +109,7 @@ def test_a_new_organization_and_a_grant_are_published(organization, redis_client
         "low_threshold": "",
         "plan": "free",
     }
-    assert not OutboxItem.objects.filter(topic="org", object_id=organization.pk).exists()
+    assert not OutboxItem.objects.pending().filter(topic="org", object_id=organization.pk).exists()
 
 
 def test_a_spend_lowers_the_balance_and_raises_the_version(
@@ -185,7 +185,7 @@ def test_a_key_hash_never_moves_back_from_revoked(owner, organization, redis_cli
     assert key_hash(redis_client, api_key)["status"] == "revoked"
 
 
-def test_a_change_committed_during_a_push_keeps_its_outbox_row(organization, redis_client, monkeypatch):
+def test_a_change_committed_during_a_push_stays_pending(organization, redis_client, monkeypatch):
     grant_credits(organization=organization, amount=10, reason="first")
     real_load = publisher._load
 
@@ -200,21 +200,56 @@ def test_a_change_committed_during_a_push_keeps_its_outbox_row(organization, red
     real_push = publisher.push_changes
     assert real_push("org", [organization.pk])
 
-    assert OutboxItem.objects.filter(topic="org", object_id=organization.pk).exists()
+    assert OutboxItem.objects.pending().filter(topic="org", object_id=organization.pk).exists()
     monkeypatch.undo()
     publisher.drain_outbox()
     assert org_hash(redis_client, organization)["balance"] == "15"
-    assert not OutboxItem.objects.exists()
+    assert not OutboxItem.objects.pending().exists()
 
 
-def test_with_publishing_off_pushes_only_clear_the_outbox(organization, settings):
+def test_with_publishing_off_pushes_only_mark_the_outbox_rows_pushed(organization, settings):
     set_redis_client(None)
     settings.REDIS_PUBLISH_ENABLED = False
     grant_credits(organization=organization, amount=10, reason="offline")
-    assert OutboxItem.objects.filter(topic="org").exists()
+    assert OutboxItem.objects.pending().filter(topic="org").exists()
 
     assert publisher.push_changes("org", [organization.pk])
-    assert not OutboxItem.objects.exists()
+    assert not OutboxItem.objects.pending().exists()
+
+
+def test_an_objects_outbox_row_is_kept_and_restamped_in_place(organization, redis_client):
+    grant_credits(organization=organization, amount=10, reason="first")
+    assert publisher.push_changes("org", [organization.pk])
+    first = OutboxItem.objects.get(topic="org", object_id=organization.pk)
+    assert first.pushed_at == first.changed_at
+
+    grant_credits(organization=organization, amount=5, reason="second")
+    restamped = OutboxItem.objects.get(topic="org", object_id=organization.pk)
+    assert restamped.pk == first.pk
+    assert restamped.pushed_at is None
+    assert list(OutboxItem.objects.pending()) == [restamped]
+
+    assert publisher.push_changes("org", [organization.pk])
+    assert not OutboxItem.objects.pending().exists()
+    assert OutboxItem.objects.filter(topic="org").count() == 1
+    assert org_hash(redis_client, organization)["balance"] == "15"
+
+
+def test_the_drain_pushes_only_pending_rows(owner, organization, redis_client, monkeypatch):
+    grant_credits(organization=organization, amount=10, reason="pushed")
+    publisher.push_changes("org", [organization.pk])
+    api_key, _ = issue_api_key(organization=organization, created_by=owner, name="never pushed")
+    pushed: list[tuple[str, list[int]]] = []
+    real_push = publisher.push_changes
+
+    def recording_push(topic, ids, **kwargs):
+        pushed.append((topic, sorted(ids)))
+        return real_push(topic, ids, **kwargs)
+
+    monkeypatch.setattr(publisher, "push_changes", recording_push)
+    assert publisher.drain_outbox() == {"pushed": 1, "ok": True}
+    assert pushed == [("key", [api_key.pk])]
+    assert publisher.drain_outbox() == {"pushed": 0, "ok": True}
 
 
 def closed_port_client():
@@ -230,7 +265,7 @@ def test_with_redis_down_grants_commit_and_the_drain_repairs_redis_when_it_retur
         api_key, _ = issue_api_key(organization=organization, created_by=owner, name="during the outage")
 
     assert wallet_of(organization).balance == 40
-    assert set(OutboxItem.objects.values_list("topic", flat=True)) == {"org", "key"}
+    assert set(OutboxItem.objects.pending().values_list("topic", flat=True)) == {"org", "key"}
     assert "Redis publish" in caplog.text
     assert publisher.drain_outbox()["ok"] is False  # still down: the rows stay
 
@@ -240,7 +275,7 @@ def test_with_redis_down_grants_commit_and_the_drain_repairs_redis_when_it_retur
     assert drain_outbox.delay().get()["ok"] is True
     assert org_hash(redis_client, organization)["balance"] == "40"
     assert key_hash(redis_client, api_key)["status"] == "active"
-    assert not OutboxItem.objects.exists()
+    assert not OutboxItem.objects.pending().exists()
 
 
 def test_the_reconcile_task_repairs_what_an_outage_lost_and_logs_each_difference(
@@ -352,7 +387,7 @@ def test_with_redis_down_a_usage_report_still_commits_and_the_drain_repairs_redi
     assert response.status_code == 201, response.content
     assert response.json()["remainingCredits"] == 95 == wallet_of(organization).balance
     assert org_hash(redis_client, organization)["balance"] == "100"  # Redis missed it
-    assert OutboxItem.objects.filter(topic="org", object_id=organization.pk).exists()
+    assert OutboxItem.objects.pending().filter(topic="org", object_id=organization.pk).exists()
 
     set_redis_client(redis_client)
     publisher.drain_outbox()

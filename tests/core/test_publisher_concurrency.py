@@ -80,4 +80,4 @@ def test_concurrent_spends_leave_redis_at_the_databases_last_version(organizatio
     assert wallet.balance == 920
     assert published["balance"] == "920"
     assert published["version"] == str(wallet.version)
-    assert not OutboxItem.objects.filter(topic="org", object_id=organization.pk).exists()
+    assert not OutboxItem.objects.pending().filter(topic="org", object_id=organization.pk).exists()

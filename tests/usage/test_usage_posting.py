@@ -55,7 +55,7 @@ def _ledger_shape(organization):
         .order_by("id")
         .values_list("credits", "remaining_credits", "idempotency_key", "metadata", "fingerprint")
     )
-    outbox = OutboxItem.objects.filter(topic="org", object_id=organization.pk).exists()
+    outbox = OutboxItem.objects.pending().filter(topic="org", object_id=organization.pk).exists()
     return (wallet.balance, wallet.low_credit_alerted), entries, events, outbox
 
 
