@@ -18,14 +18,17 @@ of credits.services.post_transaction:
 
 `post_usage` posts one report. On PostgreSQL it is a single statement (see `_POST_USAGE_SQL`);
 elsewhere it goes through `post_transaction` and the ORM (same rows, same results; the
-tests compare the two). `lock_wallets` and `post_usage_batch` post a batch: one lock per
-wallet for the whole batch, and on PostgreSQL one statement for all its rows.
+tests compare the two). A batch takes one lock per wallet for the whole batch: on
+PostgreSQL `read_wallets` and `post_usage_batch_lock_last` decide it on the wallets as
+last committed and write all its rows in one statement that locks the wallets last;
+`lock_wallets` and `post_usage_batch` lock them first (elsewhere, and on PostgreSQL when a
+wallet changed so that the decisions may not hold).
 """
 
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -271,7 +274,9 @@ class WalletState:
     version: int
     postings: int = 0
     alert_version: int | None = None
-    _start_balance: int = field(default=0, repr=False)
+    # A refusal in the batch depended on the wallet's state (paused, or its balance): a
+    # lock-last batch then needs that state unchanged under the lock.
+    refused: bool = False
 
     @property
     def below_threshold(self) -> bool:
@@ -320,12 +325,21 @@ def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
                 "pk", "organization_id", "status", "balance", "overdraft_limit", "low_credit_threshold", "version"
             )
         )
-    states = {}
-    for row in rows:
-        state = WalletState(*row)
-        state._start_balance = state.balance
-        states[state.id] = state
-    return states
+    return {row[0]: WalletState(*row) for row in rows}
+
+
+_READ_WALLETS_SQL = """
+SELECT id, organization_id, status, balance, overdraft_limit, low_credit_threshold, version
+  FROM credits_account
+ WHERE id = ANY(%s::bigint[]) AND kind = 'customer'
+"""
+
+
+def read_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
+    """The wallets as last committed, without a lock (PostgreSQL): what a lock-last batch decides on."""
+    ids = sorted(set(wallet_ids))
+    rows = fetchall_prepared(_READ_WALLETS_SQL, [ids]) if ids else []
+    return {row[0]: WalletState(*row) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -483,6 +497,173 @@ def _post_batch_sql(
         PostedUsage(usage_ids[transaction_id], transaction_id, posting.remaining_credits, now)
         for transaction_id, posting in zip(transaction_ids, postings, strict=True)
     ]
+
+
+class StaleWallets(Exception):
+    """A wallet changed between a lock-last batch's read and its lock so that the batch's
+    decisions may not hold: the statement wrote rows that must be rolled back."""
+
+
+@dataclass(frozen=True)
+class LockedWallet:
+    """A wallet as the lock-last statement found it under its lock, before the batch's debits."""
+
+    balance: int
+    version: int
+    low_credit_threshold: int | None
+
+
+# A batch decided on unlocked wallets, in one statement that takes the wallets' locks last
+# (PostgreSQL). Under the lock, every wallet must still allow the decisions:
+#   - a wallet whose events were all accepted must still be active and able to pay their
+#     sum; its balance may have moved (a concurrent report), since debits only lower it,
+#     every event is then still within the limit, at a different remaining balance;
+#   - a wallet with a refusal that depended on its state (paused, insufficient credits)
+#     must be exactly as read.
+# Then the wallets are debited and their entries and the events inserted with the balances
+# computed from the locked ones. Otherwise nothing after the lock is written and the caller
+# rolls back (StaleWallets) and posts the batch with its locks first.
+#
+#   ev  the events (no balances), t their transactions and r the usage-revenue lines,
+#       inserted before the lock (the counts over t and r make PostgreSQL finish them first);
+#   lk  locks every wallet involved, in primary-key order (no deadlocks), as committed last;
+#   ok  every wallet passes its check;
+#   w   debits the wallets with postings, returning their balance and version before;
+#   ln  each event's balance after it: the locked balance less the wallet's running sum;
+#   e   the wallets' entries, u the usage events, o the outbox upserts.
+_POST_BATCH_LOCK_LAST_SQL = """
+WITH ev AS (
+    SELECT *
+      FROM ROWS FROM (json_to_recordset(%(events)s::json) AS (
+               transaction_id uuid, wallet_id bigint, organization_id bigint, user_id bigint, api_key_id bigint,
+               credits bigint, query_type text, metadata jsonb, idempotency_key text, fingerprint text,
+               occurred_at timestamptz))
+           WITH ORDINALITY AS e (transaction_id, wallet_id, organization_id, user_id, api_key_id, credits, query_type,
+                                 metadata, idempotency_key, fingerprint, occurred_at, n)
+), t AS (
+    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
+    SELECT transaction_id, 'usage', NULL, '', 'usage: ' || query_type, '{}'::jsonb, %(now)s FROM ev ORDER BY n
+    RETURNING 1
+), r AS (
+    INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
+    SELECT transaction_id, %(revenue_id)s::bigint, credits, NULL, %(now)s
+      FROM ev
+     WHERE (SELECT count(*) FROM t) > 0
+     ORDER BY n
+    RETURNING 1
+), v AS (
+    SELECT *
+      FROM json_to_recordset(%(wallets)s::json) AS v (
+               id bigint, debit bigint, postings bigint, refused boolean, balance bigint, status text,
+               overdraft_limit bigint)
+), lk AS (
+    SELECT a.id, a.balance, a.status, a.overdraft_limit
+      FROM credits_account AS a
+     WHERE a.id = ANY(%(wallet_ids)s::bigint[]) AND a.kind = 'customer' AND (SELECT count(*) FROM r) > 0
+     ORDER BY a.id
+       FOR NO KEY UPDATE
+), ok AS (
+    SELECT count(*) = %(wallet_count)s
+           AND coalesce(bool_and(
+                   CASE WHEN v.refused
+                        THEN (lk.balance, lk.status, lk.overdraft_limit) = (v.balance, v.status, v.overdraft_limit)
+                        ELSE lk.status = 'active' AND lk.balance - v.debit >= -lk.overdraft_limit
+                   END), FALSE) AS passed
+      FROM v JOIN lk ON lk.id = v.id
+), w AS (
+    UPDATE credits_account AS a
+       SET balance = a.balance - v.debit,
+           version = a.version + v.postings,
+           updated_at = %(now)s,
+           low_credit_alerted = (a.low_credit_threshold IS NOT NULL AND a.balance - v.debit < a.low_credit_threshold)
+      FROM v, ok
+     WHERE a.id = v.id AND v.postings > 0 AND ok.passed
+    RETURNING a.id, a.organization_id, a.balance + v.debit AS balance_before, a.version - v.postings AS version_before,
+              a.low_credit_threshold
+), ln AS (
+    SELECT ev.*, w.balance_before - sum(ev.credits) OVER (PARTITION BY ev.wallet_id ORDER BY ev.n) AS remaining
+      FROM ev JOIN w ON w.id = ev.wallet_id
+), e AS (
+    INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
+    SELECT transaction_id, wallet_id, -credits, remaining, %(now)s FROM ln ORDER BY n
+), u AS (
+    INSERT INTO usage_usageevent (
+        organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+        idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
+    )
+    SELECT organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+           TRUE, fingerprint, occurred_at, %(now)s, transaction_id, remaining
+      FROM ln ORDER BY n
+), o AS (
+    INSERT INTO core_outboxitem (topic, object_id, changed_at)
+    SELECT 'org', organization_id, clock_timestamp() FROM w ORDER BY organization_id
+    ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at, pushed_at = NULL
+)
+SELECT id, balance_before, version_before, low_credit_threshold FROM w
+"""
+
+
+def post_usage_batch_lock_last(
+    postings: Sequence[BatchPosting], wallets: dict[int, WalletState], *, now: datetime
+) -> dict[int, LockedWallet]:
+    """Write a batch decided on `read_wallets` states, taking the wallets' locks last (PostgreSQL).
+
+    Returns each debited wallet as found under its lock. Raises StaleWallets when a wallet
+    no longer allows the decisions; call it in transaction.atomic() so that rolls back.
+    The balances in `postings` are not used: the statement computes them from the locked
+    balances, and the caller decides the batch again on `LockedWallet` states for its
+    answers (the same decisions, see _POST_BATCH_LOCK_LAST_SQL).
+    """
+    debits: dict[int, int] = {}
+    for posting in postings:
+        debits[posting.charge.wallet_id] = debits.get(posting.charge.wallet_id, 0) + posting.charge.credits
+    checked = [state for state in wallets.values() if state.postings or state.refused]
+    events = [
+        {
+            "transaction_id": str(uuid.uuid4()),
+            "wallet_id": posting.charge.wallet_id,
+            "organization_id": posting.charge.organization_id,
+            "user_id": posting.charge.user_id,
+            "api_key_id": posting.charge.api_key_id,
+            "credits": posting.charge.credits,
+            "query_type": posting.charge.query_type,
+            "metadata": posting.charge.metadata,
+            "idempotency_key": posting.charge.idempotency_key,
+            "fingerprint": posting.charge.fingerprint,
+            "occurred_at": posting.charge.occurred_at.isoformat(),
+        }
+        for posting in postings
+    ]
+    checks = [
+        {
+            "id": state.id,
+            "debit": debits.get(state.id, 0),
+            "postings": state.postings,
+            "refused": state.refused,
+            "balance": state.balance + debits.get(state.id, 0),  # as read, before the batch
+            "status": state.status,
+            "overdraft_limit": state.overdraft_limit,
+        }
+        for state in checked
+    ]
+    params = {
+        "now": now,
+        "revenue_id": get_system_account(system_accounts.USAGE_REVENUE).pk,
+        "events": json.dumps(events, ensure_ascii=False),
+        "wallets": json.dumps(checks),
+        "wallet_ids": sorted(state.id for state in checked),
+        "wallet_count": len(checked),
+    }
+    rows = fetchall_prepared(_POST_BATCH_LOCK_LAST_SQL, params)
+    if len(rows) != len(debits):
+        raise StaleWallets()
+    return {wallet_id: LockedWallet(*locked) for wallet_id, *locked in rows}
+
+
+def after_usage_batch(moved: Sequence[WalletState]) -> None:
+    """The effects of a lock-last batch, once its states are final: the Redis push and the alerts."""
+    push_after_commit("org", [state.organization_id for state in moved])
+    _schedule_batch_alerts(moved)
 
 
 def _update_wallets(states: Sequence[WalletState], now: datetime) -> None:

@@ -10,12 +10,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apikeys.models import ApiKey
@@ -24,12 +24,17 @@ from credits.errors import CreditsPaused, IdempotencyConflict, InsufficientCredi
 from credits.models import Account
 from credits.usage_posting import (
     BatchPosting,
+    LockedWallet,
+    StaleWallets,
     UsageCharge,
     UsageKeyTaken,
     WalletState,
+    after_usage_batch,
     lock_wallets,
     post_usage,
     post_usage_batch,
+    post_usage_batch_lock_last,
+    read_wallets,
 )
 from usage import selectors
 from usage.errors import ApiKeyExpired, ApiKeyRevoked, QueryTypeNotAllowed, UnknownApiKey, UnknownUser
@@ -158,9 +163,12 @@ class _Answer:
 def record_usage_batch(*, items: Sequence[BatchItem], now: datetime | None = None) -> list[BatchResult]:
     """Apply a batch's events in order, each with its own outcome, in one transaction.
 
-    Reads the users' organizations and the keys in two queries, then locks every wallet
-    involved once (primary-key order), reads the live idempotency keys, decides every
-    event against the locked balances and writes all postings in bulk
+    Reads the users' organizations and the keys in two queries. On PostgreSQL it then
+    decides every event on the wallets and idempotency keys as last committed and writes
+    all postings in one statement that locks the wallets last (_record_batch_lock_last).
+    When a wallet changed meanwhile so that the decisions may not hold, or elsewhere, it
+    locks every wallet involved first (primary-key order), reads the live idempotency keys,
+    decides against the locked balances and writes all postings in bulk
     (credits.usage_posting.post_usage_batch). The same event id twice: the second is a
     duplicate of the first; a rejected first copy is tried again.
     """
@@ -172,17 +180,15 @@ def record_usage_batch(*, items: Sequence[BatchItem], now: datetime | None = Non
     for item in items:  # hashed now, not while the wallets are locked
         if item.report is not None:
             item.report.fingerprint  # noqa: B018
+    if connection.vendor == "postgresql":
+        results = _record_batch_lock_last(items, orgs, keys, wallet_ids, now)
+        if results is not None:
+            return results
     for attempt in range(3):
         try:
             with transaction.atomic():
                 wallets = lock_wallets(wallet_ids)
-                live = selectors.get_live_events(
-                    keys={
-                        (orgs[item.report.user_id].organization_id, item.report.idempotency_key)
-                        for item in items
-                        if item.report and item.report.user_id in orgs and item.report.idempotency_key
-                    }
-                )
+                live = selectors.get_live_events(keys=_idempotency_keys(items, orgs))
                 results, postings = _decide_batch(items, orgs, keys, wallets, live, now)
                 post_usage_batch(postings, wallets, now=now)
             return results
@@ -192,6 +198,60 @@ def record_usage_batch(*, items: Sequence[BatchItem], now: datetime | None = Non
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _idempotency_keys(items: Sequence[BatchItem], orgs: dict[int, selectors.OrgContext]) -> set[tuple[int, str]]:
+    return {
+        (orgs[item.report.user_id].organization_id, item.report.idempotency_key)
+        for item in items
+        if item.report and item.report.user_id in orgs and item.report.idempotency_key
+    }
+
+
+def _record_batch_lock_last(
+    items: Sequence[BatchItem],
+    orgs: dict[int, selectors.OrgContext],
+    keys: dict[int, selectors.KeyState],
+    wallet_ids: set[int],
+    now: datetime,
+) -> list[BatchResult] | None:
+    """Decide on the wallets as last committed, then post with the locks taken last (PostgreSQL).
+
+    Holds the wallets' locks only for their debits, the rows that carry balances and the
+    commit, not for the reads, the decisions and the other inserts: concurrent batches over
+    shared wallets queued on them for about 20 ms a batch of 100 with the locks first.
+    Returns None, having written nothing, when a wallet changed so that the decisions may
+    not hold or an event's key was taken meanwhile (the caller then locks first).
+    """
+    live = selectors.get_live_events(keys=_idempotency_keys(items, orgs))
+    read = read_wallets(wallet_ids)
+    decided = _copies(read)
+    results, postings = _decide_batch(items, orgs, keys, decided, live, now)
+    if not postings:
+        return results  # nothing to write: the outcomes hold as read
+    try:
+        with transaction.atomic():
+            locked = post_usage_batch_lock_last(postings, decided, now=now)
+    except (StaleWallets, IntegrityError):
+        return None
+    # The same decisions on the wallets as locked, for the balances in the answers and the
+    # alerts (a wallet's balance may have moved between the read and the lock).
+    final = {wallet_id: _as_locked(state, locked.get(wallet_id)) for wallet_id, state in read.items()}
+    results, postings = _decide_batch(items, orgs, keys, final, live, now)
+    after_usage_batch([state for state in final.values() if state.postings])
+    return results
+
+
+def _copies(states: dict[int, WalletState]) -> dict[int, WalletState]:
+    return {wallet_id: replace(state) for wallet_id, state in states.items()}
+
+
+def _as_locked(state: WalletState, locked: LockedWallet | None) -> WalletState:
+    if locked is None:  # not debited: unchanged, or checked unchanged under the lock
+        return replace(state)
+    return replace(
+        state, balance=locked.balance, version=locked.version, low_credit_threshold=locked.low_credit_threshold
+    )
 
 
 def _charge_for(report: UsageReport, *, organization_id: int, wallet_id: int, now: datetime) -> UsageCharge:
@@ -246,6 +306,8 @@ def _decide_batch(
             continue
         error = _batch_refusal(report, org, keys.get(report.api_key_id), wallet, now)
         if error is not None:
+            if wallet is not None and error in (CreditsPaused, InsufficientCredits):
+                wallet.refused = True
             results.append(BatchResult(item.event_id, "rejected", error.code, balance))
             continue
         assert wallet is not None

@@ -97,7 +97,10 @@ def test_concurrent_reports_with_duplicates_charge_exactly_once(hot_wallet, redi
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, redis_client):
+@pytest.mark.parametrize("batch_credits", [3, 15], ids=["enough credits", "the wallet runs dry"])
+def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, redis_client, batch_credits):
+    """Batches decided on a balance that others move; with 15 credits they ask for more than
+    the wallet holds, so refusals make batches post again with their locks first."""
     user, organization, key, token = hot_wallet
 
     def event(event_id, credits):
@@ -107,7 +110,7 @@ def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, red
     jobs = []
     for thread in range(THREADS):
         if thread % 2:
-            batch = {"events": [event(f"b{thread}-{n}", 3) for n in range(20)] + [event("shared", 7)]}
+            batch = {"events": [event(f"b{thread}-{n}", batch_credits) for n in range(20)] + [event("shared", 7)]}
             jobs.append([("/api/usage/report/batch", batch)])
         else:
             jobs.append(
@@ -119,18 +122,26 @@ def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, red
 
     recorded = 0
     shared_recorded = 0
+    refused = 0
     for body, status, answer in responses:
-        assert status in (200, 201), answer
+        assert status in (200, 201, 402), answer
         if "events" in body:
             for sent, result in zip(body["events"], answer["results"], strict=True):
+                assert result["remainingCredits"] >= 0
                 if result["status"] == "recorded":
                     recorded += sent["creditsUsed"]
                     shared_recorded += sent["eventId"] == "shared"
+                refused += result.get("error") == "insufficient_credits"
         elif status == 201:
             recorded += body["creditsUsed"]
             shared_recorded += body["eventId"] == "shared"
+        refused += status == 402
     wallet = Account.objects.get(organization=organization)
-    assert shared_recorded == 1
+    if batch_credits == 3:
+        assert (shared_recorded, refused) == (1, 0)
+    else:
+        assert shared_recorded <= 1 and refused > 0
+    assert wallet.balance >= 0
     assert recorded == 1000 - wallet.balance
     assert verify_ledger().ok
     stored = redis_client.hgetall(f"{settings.REDIS_KEY_PREFIX}:org:{organization.pk}")
