@@ -41,6 +41,7 @@ from usage.serializers import (
     UsageReportInputSerializer,
     event_id_error,
     event_id_field,
+    plain_batch_event,
     query_type_field,
 )
 
@@ -382,7 +383,7 @@ def _batch_item(event_serializer: serializers.Serializer, entry: Any) -> service
     raw_event_id = entry.get("eventId")
     event_id = raw_event_id if event_id_error(raw_event_id) is None else None
     try:
-        data = event_serializer.run_validation(entry)
+        data = plain_batch_event(entry) or event_serializer.run_validation(entry)
     except exceptions.ValidationError as exc:
         from core.api import validation_fields
 

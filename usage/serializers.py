@@ -175,6 +175,43 @@ class UsageReportInputSerializer(serializers.Serializer):
     )
 
 
+_PLAIN_REPORT_FIELDS = frozenset({"userId", "apiKeyId", "creditsUsed", "queryType", "eventId"})
+
+
+def plain_batch_event(data: Any) -> dict[str, Any] | None:
+    """A batch event with ids, credits, a query type and an event id and nothing else, checked
+    without DRF: what the batch's event serializer returns for it, or None for anything else
+    (metadata, occurredAt, unknown fields, any doubt), which the serializer then validates.
+
+    DRF's field machinery was half of a batch's Python time. This accepts only what the
+    serializer accepts, with the same result; a test compares the two on random entries.
+    """
+    if type(data) is not dict or not data.keys() <= _PLAIN_REPORT_FIELDS:
+        return None
+    user_id, api_key_id, credits = data.get("userId"), data.get("apiKeyId"), data.get("creditsUsed")
+    query_type, event_id = data.get("queryType"), data.get("eventId")
+    if not (
+        type(user_id) is int
+        and 1 <= user_id <= MAX_BIGINT
+        and type(api_key_id) is int
+        and 1 <= api_key_id <= MAX_BIGINT
+        and type(credits) is int
+        and 1 <= credits <= MAX_CREDITS
+        and type(query_type) is str
+        and QUERY_TYPE_PATTERN.match(query_type)
+        and type(event_id) is str
+        and EVENT_ID_PATTERN.match(event_id)
+    ):
+        return None
+    return {
+        "userId": user_id,
+        "apiKeyId": api_key_id,
+        "creditsUsed": credits,
+        "queryType": query_type,
+        "eventId": event_id,
+    }
+
+
 def event_id_error(value: Any) -> list[str] | None:
     """The message for an invalid event id / Idempotency-Key value, or None when it is valid."""
     if isinstance(value, str) and EVENT_ID_PATTERN.match(value):
