@@ -459,25 +459,29 @@ SELECT id, transaction_id FROM u
 """
 
 
+def _event_row(charge: UsageCharge, transaction_id: uuid.UUID) -> dict[str, Any]:
+    """A batch event as the statements' json_to_recordset reads it."""
+    return {
+        "transaction_id": str(transaction_id),
+        "wallet_id": charge.wallet_id,
+        "organization_id": charge.organization_id,
+        "user_id": charge.user_id,
+        "api_key_id": charge.api_key_id,
+        "credits": charge.credits,
+        "query_type": charge.query_type,
+        "metadata": charge.metadata,
+        "idempotency_key": charge.idempotency_key,
+        "fingerprint": charge.fingerprint,
+        "occurred_at": charge.occurred_at.isoformat(),
+    }
+
+
 def _post_batch_sql(
     postings: Sequence[BatchPosting], moved: Sequence[WalletState], revenue_id: int, now: datetime
 ) -> list[PostedUsage]:
     transaction_ids = [uuid.uuid4() for _ in postings]
     events = [
-        {
-            "transaction_id": str(transaction_id),
-            "wallet_id": posting.charge.wallet_id,
-            "organization_id": posting.charge.organization_id,
-            "user_id": posting.charge.user_id,
-            "api_key_id": posting.charge.api_key_id,
-            "credits": posting.charge.credits,
-            "query_type": posting.charge.query_type,
-            "metadata": posting.charge.metadata,
-            "idempotency_key": posting.charge.idempotency_key,
-            "fingerprint": posting.charge.fingerprint,
-            "occurred_at": posting.charge.occurred_at.isoformat(),
-            "remaining": posting.remaining_credits,
-        }
+        {**_event_row(posting.charge, transaction_id), "remaining": posting.remaining_credits}
         for transaction_id, posting in zip(transaction_ids, postings, strict=True)
     ]
     wallets = [
@@ -618,22 +622,7 @@ def post_usage_batch_lock_last(
     for posting in postings:
         debits[posting.charge.wallet_id] = debits.get(posting.charge.wallet_id, 0) + posting.charge.credits
     checked = [state for state in wallets.values() if state.postings or state.refused]
-    events = [
-        {
-            "transaction_id": str(uuid.uuid4()),
-            "wallet_id": posting.charge.wallet_id,
-            "organization_id": posting.charge.organization_id,
-            "user_id": posting.charge.user_id,
-            "api_key_id": posting.charge.api_key_id,
-            "credits": posting.charge.credits,
-            "query_type": posting.charge.query_type,
-            "metadata": posting.charge.metadata,
-            "idempotency_key": posting.charge.idempotency_key,
-            "fingerprint": posting.charge.fingerprint,
-            "occurred_at": posting.charge.occurred_at.isoformat(),
-        }
-        for posting in postings
-    ]
+    events = [_event_row(posting.charge, uuid.uuid4()) for posting in postings]
     checks = [
         {
             "id": state.id,
