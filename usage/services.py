@@ -237,7 +237,7 @@ def _record_batch_lock_last(
     # The same decisions on the wallets as locked, for the balances in the answers and the
     # alerts (a wallet's balance may have moved between the read and the lock).
     final = {wallet_id: _as_locked(state, locked.get(wallet_id)) for wallet_id, state in read.items()}
-    results, postings = _decide_batch(items, orgs, keys, final, live, now)
+    results, _ = _decide_batch(items, orgs, keys, final, live, now)
     after_usage_batch([state for state in final.values() if state.postings])
     return results
 
