@@ -302,13 +302,12 @@ class WalletState:
         return self.balance
 
 
-_LOCK_WALLETS_SQL = """
+_READ_WALLETS_SQL = """
 SELECT id, organization_id, status, balance, overdraft_limit, low_credit_threshold, version
   FROM credits_account
  WHERE id = ANY(%s::bigint[]) AND kind = 'customer'
- ORDER BY id
-   FOR UPDATE
 """
+_LOCK_WALLETS_SQL = _READ_WALLETS_SQL + " ORDER BY id FOR UPDATE\n"
 
 
 def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
@@ -326,13 +325,6 @@ def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
             )
         )
     return {row[0]: WalletState(*row) for row in rows}
-
-
-_READ_WALLETS_SQL = """
-SELECT id, organization_id, status, balance, overdraft_limit, low_credit_threshold, version
-  FROM credits_account
- WHERE id = ANY(%s::bigint[]) AND kind = 'customer'
-"""
 
 
 def read_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
@@ -368,8 +360,7 @@ def post_usage_batch(
     moved = [state for state in wallets.values() if state.postings]
     if connection.vendor == "postgresql":
         posted = _post_batch_sql(postings, moved, revenue_id, now)
-        push_after_commit("org", [state.organization_id for state in moved])
-        _schedule_batch_alerts(moved)
+        after_usage_batch(moved)
         return posted
     transactions: list[Transaction] = []
     entries: list[Entry] = []
@@ -650,7 +641,7 @@ def post_usage_batch_lock_last(
 
 
 def after_usage_batch(moved: Sequence[WalletState]) -> None:
-    """The effects of a lock-last batch, once its states are final: the Redis push and the alerts."""
+    """The effects of a batch written in SQL, once its states are final: the Redis push and the alerts."""
     push_after_commit("org", [state.organization_id for state in moved])
     _schedule_batch_alerts(moved)
 
