@@ -399,6 +399,17 @@ def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
             schedule_low_credit_alert(organization_id=state.organization_id, version=state.alert_version)
 
 
+# A batch's usage events, inserted by both batch statements from rows (`ev` or `ln`) that
+# carry the event's columns, `remaining` (the balance after it) and `n` (its place).
+_INSERT_BATCH_EVENTS = """    INSERT INTO usage_usageevent (
+        organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+        idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
+    )
+    SELECT organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
+           TRUE, fingerprint, occurred_at, %(now)s, transaction_id, remaining
+      FROM {rows} ORDER BY n"""
+
+
 # A whole batch in one statement (PostgreSQL), run while the transaction holds the wallets'
 # locks: the events and the wallets' new states come in as two JSON documents (one prepared
 # statement whatever the batch size), and the transactions, entries (in posting order: a
@@ -407,7 +418,8 @@ def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
 # bulk_create cost more CPU than the rest of a batch of 100 together, and psycopg's
 # element-by-element dumping of a dozen arrays a tenth of a batch's Python time; the JSON
 # encoder does the same in a fraction of it, all of it under the locks.
-_POST_BATCH_SQL = """
+_POST_BATCH_SQL = (
+    """
 WITH ev AS (
     SELECT *
       FROM ROWS FROM (json_to_recordset(%(events)s::json) AS (
@@ -428,13 +440,9 @@ WITH ev AS (
             SELECT n, 1, transaction_id, %(revenue_id)s::bigint, credits, NULL FROM ev) AS line
      ORDER BY n, side
 ), u AS (
-    INSERT INTO usage_usageevent (
-        organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
-        idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
-    )
-    SELECT organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
-           TRUE, fingerprint, occurred_at, %(now)s, transaction_id, remaining
-      FROM ev ORDER BY n
+"""
+    + _INSERT_BATCH_EVENTS.format(rows="ev")
+    + """
     RETURNING id, transaction_id
 ), w AS (
     UPDATE credits_account AS a
@@ -448,6 +456,7 @@ WITH ev AS (
 )
 SELECT id, transaction_id FROM u
 """
+)
 
 
 def _event_row(charge: UsageCharge, transaction_id: uuid.UUID) -> dict[str, Any]:
@@ -526,7 +535,8 @@ class LockedWallet:
 #   w   debits the wallets with postings, returning their balance and version before;
 #   ln  each event's balance after it: the locked balance less the wallet's running sum;
 #   e   the wallets' entries, u the usage events, o the outbox upserts.
-_POST_BATCH_LOCK_LAST_SQL = """
+_POST_BATCH_LOCK_LAST_SQL = (
+    """
 WITH ev AS (
     SELECT *
       FROM ROWS FROM (json_to_recordset(%(events)s::json) AS (
@@ -582,13 +592,9 @@ WITH ev AS (
     INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
     SELECT transaction_id, wallet_id, -credits, remaining, %(now)s FROM ln ORDER BY n
 ), u AS (
-    INSERT INTO usage_usageevent (
-        organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
-        idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
-    )
-    SELECT organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
-           TRUE, fingerprint, occurred_at, %(now)s, transaction_id, remaining
-      FROM ln ORDER BY n
+"""
+    + _INSERT_BATCH_EVENTS.format(rows="ln")
+    + """
 ), o AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
     SELECT 'org', organization_id, clock_timestamp() FROM w ORDER BY organization_id
@@ -596,6 +602,7 @@ WITH ev AS (
 )
 SELECT id, balance_before, version_before, low_credit_threshold FROM w
 """
+)
 
 
 def post_usage_batch_lock_last(
