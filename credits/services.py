@@ -534,12 +534,15 @@ def refund_credits(
     reason: str,
     idempotency_key: str | None = None,
     actor: Any = None,
+    organization: Organization | None = None,
 ) -> Transaction:
     """Give back `amount` credits of an earlier spend to the wallet it came from.
 
-    The spend is one wallet debited to one system account; its refunds together never
-    exceed it (the spend's row is locked while they are added up, so concurrent refunds
-    queue). A paused wallet can receive a refund.
+    The spend is wallets debited to one system account: one wallet, or for a batch of usage
+    reports (one transaction for the batch) each of its wallets, whose share is refunded by
+    naming its `organization`. The refunds of a wallet's share together never exceed it (the
+    spend's row is locked while they are added up, so concurrent refunds queue). A paused
+    wallet can receive a refund.
     """
     validate_amount(amount)
     reason = _require_reason(reason)
@@ -547,8 +550,18 @@ def refund_credits(
     lines = list(original.entries.select_related("account"))
     debits = [line for line in lines if line.account.kind == Account.Kind.CUSTOMER and line.amount < 0]
     credits_ = [line for line in lines if line.account.kind == Account.Kind.SYSTEM and line.amount > 0]
-    if original.kind == Transaction.Kind.REFUND or len(lines) != 2 or len(debits) != 1 or len(credits_) != 1:
+    if original.kind == Transaction.Kind.REFUND or not debits or len(credits_) != 1:
         raise NotASpend()
+    if len(debits) + len(credits_) != len(lines):
+        raise NotASpend()
+    if organization is not None:
+        debits = [line for line in debits if line.account.organization_id == organization.pk]
+    if len(debits) != 1:
+        raise NotASpend(
+            "Name the organization whose share to refund: this spend debited several wallets."
+            if organization is None
+            else "This spend did not debit the organization's wallet."
+        )
     wallet, revenue = debits[0].account, credits_[0].account
     postings = [Posting(revenue, -amount), Posting(wallet, amount)]
     if idempotency_key and Transaction.objects.filter(idempotency_key=idempotency_key).exists():

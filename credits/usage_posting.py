@@ -18,7 +18,10 @@ of credits.services.post_transaction:
 
 `post_usage` posts one report. On PostgreSQL it is a single statement (see `_POST_USAGE_SQL`);
 elsewhere it goes through `post_transaction` and the ORM (same rows, same results; the
-tests compare the two). A batch takes one lock per wallet for the whole batch: on
+tests compare the two). A batch is one `usage` Transaction for all its events: each wallet
+debited once by the sum of its events (its entry's balance_after is its balance after its
+last event), the usage-revenue account credited once by the total, every event linked to
+it with its own balance after it. A batch takes one lock per wallet for the whole batch: on
 PostgreSQL `read_wallets` and `post_usage_batch_lock_last` decide it on the wallets as
 last committed and write all its rows in one statement that locks the wallets last;
 `lock_wallets` and `post_usage_batch` lock them first (elsewhere, and on PostgreSQL when a
@@ -347,10 +350,10 @@ def post_usage_batch(
 ) -> list[PostedUsage]:
     """Write the postings of a batch whose wallets `lock_wallets` locked and `WalletState.debit` moved.
 
-    On PostgreSQL one prepared statement (_POST_BATCH_SQL); elsewhere three bulk inserts
-    (transactions, entries in posting order, usage events), one UPDATE for the wallets and
-    one outbox upsert, whatever the batch size. Must run in the transaction that locked
-    the wallets.
+    One `usage` transaction for the whole batch (see the module's docstring). On PostgreSQL
+    one prepared statement (_POST_BATCH_SQL); elsewhere the transaction, bulk inserts of its
+    entries and the usage events, one UPDATE for the wallets and one outbox upsert,
+    whatever the batch size. Must run in the transaction that locked the wallets.
     """
     from usage.models import UsageEvent
 
@@ -358,39 +361,44 @@ def post_usage_batch(
         return []
     revenue_id = get_system_account(system_accounts.USAGE_REVENUE).pk
     moved = [state for state in wallets.values() if state.postings]
+    debits = _debits(postings)
     if connection.vendor == "postgresql":
-        posted = _post_batch_sql(postings, moved, revenue_id, now)
+        posted = _post_batch_sql(postings, moved, debits, revenue_id, now)
         after_usage_batch(moved)
         return posted
-    transactions: list[Transaction] = []
-    entries: list[Entry] = []
-    events: list[UsageEvent] = []
-    for posting in postings:
-        charge = posting.charge
-        txn = Transaction(id=uuid.uuid4(), kind=Transaction.Kind.USAGE, memo=_memo(charge), created_at=now)
-        transactions.append(txn)
-        entries.append(
-            Entry(
-                transaction=txn,
-                account_id=charge.wallet_id,
-                amount=-charge.credits,
-                balance_after=posting.remaining_credits,
-                created_at=now,
-            )
+    txn = Transaction.objects.create(
+        id=uuid.uuid4(), kind=Transaction.Kind.USAGE, memo=_batch_memo(postings), created_at=now
+    )
+    entries = [
+        Entry(
+            transaction=txn, account_id=state.id, amount=-debits[state.id], balance_after=state.balance, created_at=now
         )
-        entries.append(Entry(transaction=txn, account_id=revenue_id, amount=charge.credits, created_at=now))
-        events.append(_usage_event(charge, txn=txn, remaining_credits=posting.remaining_credits, recorded_at=now))
-    Transaction.objects.bulk_create(transactions)
+        for state in sorted(moved, key=lambda state: state.id)
+    ]
+    entries.append(Entry(transaction=txn, account_id=revenue_id, amount=sum(debits.values()), created_at=now))
     Entry.objects.bulk_create(entries)
-    UsageEvent.objects.bulk_create(events)
-
+    events = UsageEvent.objects.bulk_create(
+        [_usage_event(p.charge, txn=txn, remaining_credits=p.remaining_credits, recorded_at=now) for p in postings]
+    )
     _update_wallets(moved, now)
     record_changes("org", [state.organization_id for state in moved])
     _schedule_batch_alerts(moved)
     return [
         PostedUsage(event.pk, txn.pk, posting.remaining_credits, now)
-        for event, txn, posting in zip(events, transactions, postings, strict=True)
+        for event, posting in zip(events, postings, strict=True)
     ]
+
+
+def _debits(postings: Sequence[BatchPosting]) -> dict[int, int]:
+    """What a batch takes from each wallet: {wallet id: the sum of its events' credits}."""
+    debits: dict[int, int] = {}
+    for posting in postings:
+        debits[posting.charge.wallet_id] = debits.get(posting.charge.wallet_id, 0) + posting.charge.credits
+    return debits
+
+
+def _batch_memo(postings: Sequence[BatchPosting]) -> str:
+    return f"usage: a batch of {len(postings)} events"
 
 
 def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
@@ -399,22 +407,28 @@ def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
             schedule_low_credit_alert(organization_id=state.organization_id, version=state.alert_version)
 
 
+# The batch's transaction, inserted first by both batch statements.
+_INSERT_BATCH_TRANSACTION = """    INSERT INTO credits_transaction
+        (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
+    VALUES (%(transaction_id)s, 'usage', NULL, '', %(memo)s, '{}'::jsonb, %(now)s)
+    RETURNING 1"""
 # A batch's usage events, inserted by both batch statements from rows (`ev` or `ln`) that
-# carry the event's columns, `remaining` (the balance after it) and `n` (its place).
+# carry the event's columns, `remaining` (the balance after it) and `n` (its place): their
+# ids come from the sequence in that order.
 _INSERT_BATCH_EVENTS = """    INSERT INTO usage_usageevent (
         organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
         idempotency_key_active, fingerprint, occurred_at, recorded_at, transaction_id, remaining_credits
     )
     SELECT organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
-           TRUE, fingerprint, occurred_at, %(now)s, transaction_id, remaining
+           TRUE, fingerprint, occurred_at, %(now)s, %(transaction_id)s, remaining
       FROM {rows} ORDER BY n"""
 
 
 # A whole batch in one statement (PostgreSQL), run while the transaction holds the wallets'
 # locks: the events and the wallets' new states come in as two JSON documents (one prepared
-# statement whatever the batch size), and the transactions, entries (in posting order: a
-# wallet's entry ids follow its balances) and events are inserted, the wallets set to what
-# the batch computed, and their outbox rows upserted. Building Django model instances for
+# statement whatever the batch size), and the transaction, its entries (one per wallet, in
+# wallet order, and the usage-revenue line) and the events are inserted, the wallets set to
+# what the batch computed, and their outbox rows upserted. Building Django model instances for
 # bulk_create cost more CPU than the rest of a batch of 100 together, and psycopg's
 # element-by-element dumping of a dozen arrays a tenth of a batch's Python time; the JSON
 # encoder does the same in a fraction of it, all of it under the locks.
@@ -423,46 +437,50 @@ _POST_BATCH_SQL = (
 WITH ev AS (
     SELECT *
       FROM ROWS FROM (json_to_recordset(%(events)s::json) AS (
-               transaction_id uuid, wallet_id bigint, organization_id bigint, user_id bigint, api_key_id bigint,
+               wallet_id bigint, organization_id bigint, user_id bigint, api_key_id bigint,
                credits bigint, query_type text, metadata jsonb, idempotency_key text, fingerprint text,
                occurred_at timestamptz, remaining bigint))
-           WITH ORDINALITY AS e (transaction_id, wallet_id, organization_id, user_id, api_key_id, credits, query_type,
+           WITH ORDINALITY AS e (wallet_id, organization_id, user_id, api_key_id, credits, query_type,
                                  metadata, idempotency_key, fingerprint, occurred_at, remaining, n)
+), v AS (
+    SELECT *
+      FROM json_to_recordset(%(wallets)s::json)
+           AS v (id bigint, debit bigint, balance bigint, version bigint, alerted boolean)
 ), t AS (
-    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
-    SELECT transaction_id, 'usage', NULL, '', 'usage: ' || query_type, '{}'::jsonb, %(now)s FROM ev ORDER BY n
+"""
+    + _INSERT_BATCH_TRANSACTION
+    + """
 ), e AS (
     INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
-    SELECT transaction_id, account_id, amount, balance_after, %(now)s
-      FROM (SELECT n, 0 AS side, transaction_id, wallet_id AS account_id, -credits AS amount, remaining AS balance_after
-              FROM ev
+    SELECT %(transaction_id)s, account_id, amount, balance_after, %(now)s
+      FROM (SELECT 0 AS side, id AS account_id, -debit AS amount, balance AS balance_after FROM v
             UNION ALL
-            SELECT n, 1, transaction_id, %(revenue_id)s::bigint, credits, NULL FROM ev) AS line
-     ORDER BY n, side
+            SELECT 1, %(revenue_id)s::bigint, sum(debit), NULL FROM v) AS line
+     WHERE (SELECT count(*) FROM t) > 0
+     ORDER BY side, account_id
 ), u AS (
 """
     + _INSERT_BATCH_EVENTS.format(rows="ev")
     + """
-    RETURNING id, transaction_id
+    RETURNING id
 ), w AS (
     UPDATE credits_account AS a
        SET balance = v.balance, version = v.version, low_credit_alerted = v.alerted, updated_at = %(now)s
-      FROM json_to_recordset(%(wallets)s::json) AS v (id bigint, balance bigint, version bigint, alerted boolean)
+      FROM v
      WHERE a.id = v.id
 ), o AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
     SELECT 'org', org_id, clock_timestamp() FROM unnest(%(organization_ids)s::bigint[]) AS org_id
     ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at, pushed_at = NULL
 )
-SELECT id, transaction_id FROM u
+SELECT id FROM u ORDER BY id
 """
 )
 
 
-def _event_row(charge: UsageCharge, transaction_id: uuid.UUID) -> dict[str, Any]:
+def _event_row(charge: UsageCharge) -> dict[str, Any]:
     """A batch event as the statements' json_to_recordset reads it."""
     return {
-        "transaction_id": str(transaction_id),
         "wallet_id": charge.wallet_id,
         "organization_id": charge.organization_id,
         "user_id": charge.user_id,
@@ -477,29 +495,37 @@ def _event_row(charge: UsageCharge, transaction_id: uuid.UUID) -> dict[str, Any]
 
 
 def _post_batch_sql(
-    postings: Sequence[BatchPosting], moved: Sequence[WalletState], revenue_id: int, now: datetime
+    postings: Sequence[BatchPosting],
+    moved: Sequence[WalletState],
+    debits: dict[int, int],
+    revenue_id: int,
+    now: datetime,
 ) -> list[PostedUsage]:
-    transaction_ids = [uuid.uuid4() for _ in postings]
-    events = [
-        {**_event_row(posting.charge, transaction_id), "remaining": posting.remaining_credits}
-        for transaction_id, posting in zip(transaction_ids, postings, strict=True)
-    ]
+    transaction_id = uuid.uuid4()
+    events = [{**_event_row(posting.charge), "remaining": posting.remaining_credits} for posting in postings]
     wallets = [
-        {"id": state.id, "balance": state.balance, "version": state.version, "alerted": state.below_threshold}
+        {
+            "id": state.id,
+            "debit": debits[state.id],
+            "balance": state.balance,
+            "version": state.version,
+            "alerted": state.below_threshold,
+        }
         for state in moved
     ]
     params = {
         "now": now,
+        "transaction_id": transaction_id,
+        "memo": _batch_memo(postings),
         "revenue_id": revenue_id,
         "events": json.dumps(events, ensure_ascii=False),
         "wallets": json.dumps(wallets),
         "organization_ids": sorted(state.organization_id for state in moved),
     }
-    rows = fetchall_prepared(_POST_BATCH_SQL, params)
-    usage_ids = {transaction_id: usage_id for usage_id, transaction_id in rows}
+    usage_ids = [usage_id for (usage_id,) in fetchall_prepared(_POST_BATCH_SQL, params)]
     return [
-        PostedUsage(usage_ids[transaction_id], transaction_id, posting.remaining_credits, now)
-        for transaction_id, posting in zip(transaction_ids, postings, strict=True)
+        PostedUsage(usage_id, transaction_id, posting.remaining_credits, now)
+        for usage_id, posting in zip(usage_ids, postings, strict=True)
     ]
 
 
@@ -528,33 +554,33 @@ class LockedWallet:
 # computed from the locked ones. Otherwise nothing after the lock is written and the caller
 # rolls back (StaleWallets) and posts the batch with its locks first.
 #
-#   ev  the events (no balances), t their transactions and r the usage-revenue lines,
+#   ev  the events (no balances), t the batch's transaction and r its usage-revenue line,
 #       inserted before the lock (the counts over t and r make PostgreSQL finish them first);
 #   lk  locks every wallet involved, in primary-key order (no deadlocks), as committed last;
 #   ok  every wallet passes its check;
 #   w   debits the wallets with postings, returning their balance and version before;
 #   ln  each event's balance after it: the locked balance less the wallet's running sum;
-#   e   the wallets' entries, u the usage events, o the outbox upserts.
+#   e   the wallets' entries (one each, with its balance after the batch), u the usage
+#       events, o the outbox upserts.
 _POST_BATCH_LOCK_LAST_SQL = (
     """
 WITH ev AS (
     SELECT *
       FROM ROWS FROM (json_to_recordset(%(events)s::json) AS (
-               transaction_id uuid, wallet_id bigint, organization_id bigint, user_id bigint, api_key_id bigint,
+               wallet_id bigint, organization_id bigint, user_id bigint, api_key_id bigint,
                credits bigint, query_type text, metadata jsonb, idempotency_key text, fingerprint text,
                occurred_at timestamptz))
-           WITH ORDINALITY AS e (transaction_id, wallet_id, organization_id, user_id, api_key_id, credits, query_type,
+           WITH ORDINALITY AS e (wallet_id, organization_id, user_id, api_key_id, credits, query_type,
                                  metadata, idempotency_key, fingerprint, occurred_at, n)
 ), t AS (
-    INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
-    SELECT transaction_id, 'usage', NULL, '', 'usage: ' || query_type, '{}'::jsonb, %(now)s FROM ev ORDER BY n
-    RETURNING 1
+"""
+    + _INSERT_BATCH_TRANSACTION
+    + """
 ), r AS (
     INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
-    SELECT transaction_id, %(revenue_id)s::bigint, credits, NULL, %(now)s
+    SELECT %(transaction_id)s, %(revenue_id)s::bigint, sum(credits), NULL, %(now)s
       FROM ev
      WHERE (SELECT count(*) FROM t) > 0
-     ORDER BY n
     RETURNING 1
 ), v AS (
     SELECT *
@@ -590,7 +616,9 @@ WITH ev AS (
       FROM ev JOIN w ON w.id = ev.wallet_id
 ), e AS (
     INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
-    SELECT transaction_id, wallet_id, -credits, remaining, %(now)s FROM ln ORDER BY n
+    SELECT %(transaction_id)s, w.id, -v.debit, w.balance_before - v.debit, %(now)s
+      FROM w JOIN v ON v.id = w.id
+     ORDER BY w.id
 ), u AS (
 """
     + _INSERT_BATCH_EVENTS.format(rows="ln")
@@ -616,11 +644,9 @@ def post_usage_batch_lock_last(
     balances, and the caller decides the batch again on `LockedWallet` states for its
     answers (the same decisions, see _POST_BATCH_LOCK_LAST_SQL).
     """
-    debits: dict[int, int] = {}
-    for posting in postings:
-        debits[posting.charge.wallet_id] = debits.get(posting.charge.wallet_id, 0) + posting.charge.credits
+    debits = _debits(postings)
     checked = [state for state in wallets.values() if state.postings or state.refused]
-    events = [_event_row(posting.charge, uuid.uuid4()) for posting in postings]
+    events = [_event_row(posting.charge) for posting in postings]
     checks = [
         {
             "id": state.id,
@@ -635,6 +661,8 @@ def post_usage_batch_lock_last(
     ]
     params = {
         "now": now,
+        "transaction_id": uuid.uuid4(),
+        "memo": _batch_memo(postings),
         "revenue_id": get_system_account(system_accounts.USAGE_REVENUE).pk,
         "events": json.dumps(events, ensure_ascii=False),
         "wallets": json.dumps(checks),

@@ -1,7 +1,8 @@
-"""Usage events: what the public query API reported, each charged by one ledger transaction.
+"""Usage events: what the public query API reported, each charged by a ledger transaction.
 
 A report is recorded as one UsageEvent and one `usage` credits.Transaction, written in one
-database transaction (credits.usage_posting). Idempotency is the database's job: the
+database transaction (credits.usage_posting); the events of a batch share one transaction
+that debits each wallet once. Idempotency is the database's job: the
 client's event id (or Idempotency-Key header) is unique per organization while
 `idempotency_key_active` is true (a partial unique index), and the row keeps what is needed
 to replay the first answer exactly (`remaining_credits`, `recorded_at`, the transaction).
@@ -38,7 +39,9 @@ class UsageEvent(models.Model):
     )
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField(default=timezone.now)
-    transaction = models.OneToOneField("credits.Transaction", on_delete=models.PROTECT, related_name="usage_event")
+    # A single report has a transaction of its own; a batch is charged by one transaction
+    # for all its events (credits.usage_posting).
+    transaction = models.ForeignKey("credits.Transaction", on_delete=models.PROTECT, related_name="usage_events")
     remaining_credits = models.BigIntegerField(help_text="The wallet's balance right after this event (replays).")
 
     class Meta:

@@ -69,6 +69,36 @@ def test_the_database_accepts_balanced_entries_inserted_one_by_one(db):
     assert Entry.objects.filter(transaction=txn).count() == 2
 
 
+def test_an_entry_added_after_its_transaction_was_checked_is_checked_again(db):
+    # The trigger adds each transaction up once and skips the entries it saw; an entry
+    # added after an immediate check has a higher id and is checked with the rest.
+    wallet = get_wallet(organization=OrganizationFactory())
+    source = get_system_account(system_accounts.PROMOTION_GRANTS)
+    with pytest.raises(IntegrityError, match="sum to 7, not zero"), transaction.atomic():
+        txn = Transaction.objects.create(kind="promotion")
+        Entry.objects.create(transaction=txn, account=source, amount=-5)
+        Entry.objects.create(transaction=txn, account=wallet, amount=5, balance_after=5)
+        connection.cursor().execute("SET CONSTRAINTS ALL IMMEDIATE")
+        connection.cursor().execute("SET CONSTRAINTS ALL DEFERRED")
+        Entry.objects.create(transaction=txn, account=wallet, amount=7, balance_after=12)
+    assert not Transaction.objects.exists()
+
+
+def test_interleaved_entries_of_several_transactions_are_each_checked(db):
+    wallet = get_wallet(organization=OrganizationFactory())
+    source = get_system_account(system_accounts.PROMOTION_GRANTS)
+    with pytest.raises(IntegrityError, match="not zero"), transaction.atomic():
+        balanced, unbalanced = (
+            Transaction.objects.create(kind="promotion"),
+            Transaction.objects.create(kind="promotion"),
+        )
+        Entry.objects.create(transaction=balanced, account=source, amount=-5)
+        Entry.objects.create(transaction=unbalanced, account=source, amount=-3)
+        Entry.objects.create(transaction=balanced, account=wallet, amount=5, balance_after=5)
+        Entry.objects.create(transaction=unbalanced, account=wallet, amount=4, balance_after=9)
+    assert not Transaction.objects.exists()
+
+
 @pytest.mark.parametrize("change", ["update_entry", "delete_entry", "update_transaction", "delete_transaction"])
 def test_the_database_refuses_to_change_or_delete_ledger_rows(db, change):
     txn = fund(OrganizationFactory(), 10)

@@ -80,11 +80,9 @@ def test_a_balance_that_moved_after_the_read_gives_the_locked_balances(post_batc
     wallet = wallet_of(funded)
     assert (wallet.balance, wallet.version) == (55, version + 3)
     assert list(UsageEvent.objects.order_by("id").values_list("remaining_credits", flat=True)) == [60, 55]
-    assert list(
-        Entry.objects.filter(account=wallet, transaction__usage_event__isnull=False)
-        .order_by("id")
-        .values_list("balance_after")
-    ) == [(60,), (55,)]
+    # one entry for the batch: both events' credits, the balance after the last of them
+    (batch,) = {event.transaction for event in UsageEvent.objects.all()}
+    assert list(batch.entries.filter(account=wallet).values_list("amount", "balance_after")) == [(-15, 55)]
     assert verify_ledger().ok
 
 

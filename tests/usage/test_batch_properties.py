@@ -87,7 +87,8 @@ def outcome(items, organization, events_before, entries_before):
             .values_list("idempotency_key", "credits", "remaining_credits")
         ),
         list(
-            Entry.objects.filter(account=wallet, id__gt=entries_before, transaction__usage_event__isnull=False)
+            Entry.objects.filter(account=wallet, id__gt=entries_before, transaction__usage_events__isnull=False)
+            .distinct()
             .order_by("id")
             .values_list("amount", "balance_after")
         ),

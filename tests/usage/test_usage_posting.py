@@ -48,7 +48,7 @@ def _ledger_shape(organization):
     wallet = Account.objects.get(organization=organization)
     entries = [
         (entry.amount, entry.balance_after, entry.account_id == wallet.pk)
-        for entry in Entry.objects.filter(transaction__usage_event__organization=organization).order_by("id")
+        for entry in Entry.objects.filter(transaction__usage_events__organization=organization).order_by("id")
     ]
     events = list(
         UsageEvent.objects.filter(organization=organization)
