@@ -1,3 +1,4 @@
+from django.core.validators import ProhibitNullCharactersValidator
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -7,6 +8,7 @@ from rest_framework.views import APIView
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES
 from apikeys.permissions import IsServiceAccount
 from apikeys.selectors import verify_api_key
+from core.api import StrictJSONParser, read_json_object
 from core.schema import error_example
 
 EXAMPLE_KEY = "cdk_live_EXAMPLE-not-a-real-key-0123456789abcdefgh"
@@ -23,15 +25,24 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class KeyField(StrictCharField):
+    """Any non-empty string: one that is not a key, NUL characters included, is `not_found`, not a 400."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
 class ApiKeyVerifyApi(APIView):
     """POST /api/keys/verify: is this full API key valid, and for whom (service tokens only)."""
 
     authentication_classes = SERVICE_AUTHENTICATION_CLASSES
     permission_classes = [IsServiceAccount]
     service_permission = "apikeys.verify_api_key"
+    parser_classes = [StrictJSONParser]
 
     class InputSerializer(serializers.Serializer):
-        key = StrictCharField(allow_blank=False, trim_whitespace=False, help_text="The full API key, cdk_live_...")
+        key = KeyField(allow_blank=False, trim_whitespace=False, help_text="The full API key, cdk_live_...")
 
     class OutputSerializer(serializers.Serializer):
         valid = serializers.BooleanField()
@@ -97,7 +108,7 @@ class ApiKeyVerifyApi(APIView):
         tags=["service"],
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=read_json_object(request))
         serializer.is_valid(raise_exception=True)
         result = verify_api_key(serializer.validated_data["key"])
         if not result.valid:

@@ -8,6 +8,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -91,9 +93,32 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def parse_positive_id(value: Any, *, field: str) -> int:
     """An id from a path or query string: an integer from 1 to 2^63-1, else a 400."""
     text = str(value)
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text.isascii() or not text.isdigit() or len(text.lstrip("0")) > 19:
         raise exceptions.ValidationError({field: ["Must be an integer from 1 to 2^63-1."]})
     number = int(text)
     if not 1 <= number <= MAX_BIGINT:
         raise exceptions.ValidationError({field: ["Must be an integer from 1 to 2^63-1."]})
     return number
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's JSON parser, plus: nesting too deep for Python's decoder is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.")
+
+
+def read_json_object(request: Request) -> Any:
+    """The parsed body; a body without a JSON content type is a 415 with `fields.non_field_errors`."""
+    media_type = (request.content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        message = "Send the body as JSON with the header Content-Type: application/json."
+        if not media_type:
+            message = "The request has no Content-Type; send JSON with Content-Type: application/json."
+        raise exceptions.UnsupportedMediaType(media_type, detail=message)
+    if not request.stream:
+        raise exceptions.ParseError("JSON parse error - the body is empty.")
+    return request.data

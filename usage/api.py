@@ -19,7 +19,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.authtoken.models import Token
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,7 +28,7 @@ from accounts.models import Membership
 from accounts.scoping import scope_queryset
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES, ApiKeyAuthentication, CachedTokenAuthentication
 from apikeys.permissions import IsServiceAccount
-from core.api import parse_positive_id
+from core.api import StrictJSONParser, parse_positive_id, read_json_object
 from core.schema import error_example
 from credits.models import Account
 from usage import selectors, services
@@ -49,29 +48,6 @@ from usage.serializers import (
 def iso_utc(value: datetime) -> str:
     """ISO-8601 in UTC ending in Z, always with microseconds (a replay prints the same text)."""
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class StrictJSONParser(JSONParser):
-    """DRF's JSON parser, plus: nesting too deep for Python's decoder is a 400, not a 500."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError("JSON parse error - nested too deeply.")
-
-
-def read_json_object(request: Request) -> Any:
-    """The parsed body; a body without a JSON content type is a 415 with `fields.non_field_errors`."""
-    media_type = (request.content_type or "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        message = "Send the body as JSON with the header Content-Type: application/json."
-        if not media_type:
-            message = "The request has no Content-Type; send JSON with Content-Type: application/json."
-        raise exceptions.UnsupportedMediaType(media_type, detail=message)
-    if not request.stream:
-        raise exceptions.ParseError("JSON parse error - the body is empty.")
-    return request.data
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -259,7 +235,7 @@ class UsageReportBatchApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         events = serializers.ListField(
-            child=serializers.JSONField(),
+            child=serializers.JSONField(allow_null=True),  # a null entry is rejected alone, as any non-object
             min_length=1,
             max_length=services.MAX_BATCH_EVENTS,
             help_text="1 to 500 report objects, each with an eventId (see POST /api/usage/report).",
@@ -423,11 +399,17 @@ class UserCreditsApi(APIView):
         summary="A user's credits",
         description=(
             "Readable with a service token, by that user's own session, and by staff; anyone else, an "
-            "unknown user or a user with no organization: 404 unknown_user. `userId` must be an integer "
-            "from 1 to 2^63-1 (else 400)."
+            "unknown user or a user with no organization: 404 unknown_user. A customer API key (Bearer) is "
+            "not a service token: 403 permission_denied. `userId` must be an integer from 1 to 2^63-1 (else 400)."
         ),
         parameters=[OpenApiParameter("userId", OpenApiTypes.INT64, OpenApiParameter.PATH)],
-        responses={200: OutputSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer},
+        responses={
+            200: OutputSerializer,
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
         examples=[
             OpenApiExample(
                 "Credits",
@@ -450,6 +432,12 @@ class UserCreditsApi(APIView):
                 fields={"userId": ["Must be an integer from 1 to 2^63-1."]},
             ),
             AUTH_ERRORS[0],
+            error_example(
+                "A customer API key",
+                "permission_denied",
+                "A customer API key cannot read this; use a service token.",
+                403,
+            ),
             error_example("Unknown user", "unknown_user", "No such user, or the user belongs to no organization.", 404),
         ],
         tags=["service"],
@@ -457,6 +445,10 @@ class UserCreditsApi(APIView):
     def get(self, request: Request, userId: str) -> Response:
         target = parse_positive_id(userId, field="userId")
         user = request.user
+        if request.auth is not None and not isinstance(request.auth, Token):
+            # A customer's API key is not a service token (contract, section 1): 403, as on
+            # the other service endpoints; only a session is "that user's own".
+            raise exceptions.PermissionDenied("A customer API key cannot read this; use a service token.")
         is_service = getattr(user, "is_service", False) and isinstance(request.auth, Token)
         own_session = request.auth is None and (user.is_staff or user.pk == target)
         if not (is_service or own_session):

@@ -108,6 +108,15 @@ def _storable(value: Any) -> bool:
     return True
 
 
+# ISO-8601 date and time with a zone, extended (2026-11-21T10:00:00.5+01:00) or basic
+# (20261121T100000Z) format; seconds and their fraction optional.
+ISO_DATETIME_WITH_ZONE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
+    r"|\d{8}T\d{4}(?:\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?:\d{2})?)",
+    re.ASCII,
+)
+
+
 @extend_schema_field(OpenApiTypes.DATETIME)
 class OccurredAtField(serializers.Field):
     """ISO-8601 with a time zone, at most 5 minutes ahead and 30 days back."""
@@ -119,7 +128,8 @@ class OccurredAtField(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> datetime:
-        if not isinstance(data, str) or len(data) > 64:
+        # datetime.fromisoformat alone also takes text that is not ISO-8601 ("...00 Z", a NUL).
+        if not isinstance(data, str) or len(data) > 64 or not ISO_DATETIME_WITH_ZONE.fullmatch(data):
             self.fail("invalid")
         try:
             value = datetime.fromisoformat(data)

@@ -63,9 +63,21 @@ class UsageReport:
         occurred = None
         if self.occurred_at is not None:
             occurred = self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
-        payload = [self.user_id, self.api_key_id, self.credits, self.query_type, self.metadata, occurred]
+        metadata = _json_value(self.metadata)
+        payload = [self.user_id, self.api_key_id, self.credits, self.query_type, metadata, occurred]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    """`value` with every whole-number float as an int: as JSON values 1, 1.0 and 1e0 are one number."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,16 @@ def test_verify_takes_at_most_three_queries(service_client, issued_key, django_a
 
 @pytest.mark.parametrize(
     "key",
-    ["cdk_live_" + "A" * 43, "not-a-key", "cdk_test_" + "A" * 43, " ", "cdk_live_", "x" * 10_000],
+    [
+        "cdk_live_" + "A" * 43,
+        "not-a-key",
+        "cdk_test_" + "A" * 43,
+        " ",
+        "cdk_live_",
+        "x" * 10_000,
+        "\x00",
+        "cdk_live_\x00a",
+    ],
 )
 def test_any_string_that_is_not_a_key_is_not_found(service_client, issued_key, key):
     response = verify(service_client, {"key": key})
@@ -119,6 +128,13 @@ def test_a_body_that_is_not_json_is_a_415_with_body_level_fields(service_client,
     payload = response.json()
     assert payload["error"] == "unsupported_media_type"
     assert payload["fields"] == {"non_field_errors": [payload["detail"]]}
+
+
+def test_no_body_and_no_content_type_is_a_415_as_on_the_other_service_endpoints(service_client):
+    response = service_client.generic("POST", URL)
+
+    assert response.status_code == 415
+    assert response.json()["fields"] == {"non_field_errors": [response.json()["detail"]]}
 
 
 def test_without_credentials_it_is_a_401(client, issued_key):

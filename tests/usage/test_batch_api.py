@@ -222,3 +222,13 @@ def test_a_batch_needs_a_service_token(event, owner):
     assert client.post("/api/usage/report/batch", {"events": [event("a")]}, format="json").status_code == 401
     client.force_login(owner)
     assert client.post("/api/usage/report/batch", {"events": [event("a")]}, format="json").status_code == 403
+
+
+def test_a_null_entry_is_rejected_alone(post_batch, event, organization):
+    response = post_batch([event("a", creditsUsed=10), None])
+
+    assert response.status_code == 200
+    assert [(r["eventId"], r["status"], r.get("error"), r["remainingCredits"]) for r in response.json()["results"]] == [
+        ("a", "recorded", None, 90),
+        (None, "rejected", "validation_error", None),
+    ]

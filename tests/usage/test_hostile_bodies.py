@@ -58,6 +58,9 @@ FIELD_CASES = [
     ("occurredAt as words", {"occurredAt": "yesterday"}, 400),
     ("occurredAt as a number", {"occurredAt": 1763719200}, 400),
     ("occurredAt in year 1", {"occurredAt": "0001-01-01T00:00:00+14:00"}, 400),
+    ("occurredAt with a trailing NUL", {"occurredAt": "__now__\x00"}, 400),
+    ("occurredAt with a space before Z", {"occurredAt": "__now__ Z"}, 400),
+    ("occurredAt with a dot and no fraction", {"occurredAt": "__now__.Z"}, 400),
     ("empty event id", {"eventId": ""}, 400),
     ("event id with a space", {"eventId": "a b"}, 400),
     ("129-character event id", {"eventId": "e" * 129}, 400),
@@ -77,6 +80,9 @@ def _body(report_body, fields):
             body[key] = _iso(timedelta(minutes=10))
         elif value == "__past__":
             body[key] = _iso(-timedelta(days=31))
+        elif isinstance(value, str) and value.startswith("__now__"):
+            # now, in seconds, without its zone, then the suffix
+            body[key] = timezone.now().strftime("%Y-%m-%dT%H:%M:%S") + value.removeprefix("__now__")
         else:
             body[key] = value
     return body

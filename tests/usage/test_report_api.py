@@ -96,6 +96,14 @@ def test_the_same_key_and_payload_compare_metadata_as_json_and_occurred_at_as_an
     assert again.status_code == 200
 
 
+def test_numbers_in_metadata_compare_as_json_values(post_report, report_body):
+    assert post_report(report_body(eventId="j", metadata={"rows": 1000, "n": [1, {"x": 0}]})).status_code == 201
+    again = report_body(eventId="j", metadata={"rows": 1000.0, "n": [1e0, {"x": -0.0}]})
+
+    assert post_report(again).status_code == 200
+    assert post_report(report_body(eventId="j", metadata={"rows": 1000.5, "n": [1, {"x": 0}]})).status_code == 409
+
+
 def test_absent_and_null_optional_fields_are_the_same_payload(post_report, report_body):
     assert post_report(report_body(eventId="n-1")).status_code == 201
     assert post_report(report_body(eventId="n-1", metadata=None, occurredAt=None)).status_code == 200

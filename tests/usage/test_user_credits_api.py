@@ -46,17 +46,25 @@ def test_someone_else_gets_unknown_user(member, owner, funded):
     assert response.status_code == 404 and response.json()["error"] == "unknown_user"
 
 
-def test_an_api_key_is_not_a_session(owner, organization, funded):
+def test_a_customer_api_key_is_not_a_service_token_even_its_creators(owner, organization, funded):
     _, raw_key = issue_api_key(organization=organization, created_by=owner, name="k")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
 
-    assert client.get(f"/api/users/{owner.pk}/credits").json()["error"] == "unknown_user"
+    response = client.get(f"/api/users/{owner.pk}/credits")
+
+    assert response.status_code == 403 and response.json()["error"] == "permission_denied"
 
 
 def test_unknown_users_and_users_without_an_organization_are_404(service_client, staff):
     assert service_client.get("/api/users/987654321/credits").json()["error"] == "unknown_user"
     assert service_client.get(f"/api/users/{staff.pk}/credits").json()["error"] == "unknown_user"
+
+
+def test_leading_zeros_in_the_path_name_the_same_user(service_client, owner, funded):
+    padded = str(owner.pk).zfill(25)
+
+    assert service_client.get(f"/api/users/{padded}/credits").json()["userId"] == owner.pk
 
 
 @pytest.mark.parametrize("user_id", ["abc", "0", "-1", "9223372036854775808", "1.5", "%C2%B2"])
