@@ -10,6 +10,10 @@ class InvalidEmail(ValidationFailed):
     default_message = "Enter a valid email address."
 
 
+class InvalidOrgSlug(ValidationFailed):
+    default_message = "An organization slug is 1 to 64 letters, digits, hyphens or underscores."
+
+
 class InvalidRole(ValidationFailed):
     default_message = "The role must be client_admin or member."
 

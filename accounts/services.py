@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import validate_email, validate_slug
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -12,6 +12,7 @@ from accounts.errors import (
     AlreadyMember,
     EmailTaken,
     InvalidEmail,
+    InvalidOrgSlug,
     InvalidRole,
     InvitationExpired,
     InvitationInvalid,
@@ -77,10 +78,13 @@ def create_customer(
 
     With `org_slug` of an existing organization the user joins it (default role member);
     with a new slug, or none, a new organization is created (default role client_admin).
+    Slugs are lower-case: `ACME` names the organization `acme`.
     """
     email = normalize_new_email(email)
     if role is not None and role not in Membership.Role.values:
         raise InvalidRole()
+    if org_slug is not None:
+        org_slug = _valid_org_slug(org_slug)
     organization = Organization.objects.filter(slug=org_slug).first() if org_slug else None
     if organization is None:
         name = org_slug or f"{email.split('@')[0]}'s organization"
@@ -94,6 +98,17 @@ def create_customer(
         user.save(update_fields=["password"])
     Membership.objects.create(user=user, organization=organization, role=role)
     return user
+
+
+def _valid_org_slug(slug: str) -> str:
+    slug = slug.strip().lower()
+    if not slug or len(slug) > Organization._meta.get_field("slug").max_length:
+        raise InvalidOrgSlug()
+    try:
+        validate_slug(slug)
+    except ValidationError as exc:
+        raise InvalidOrgSlug() from exc
+    return slug
 
 
 # --- Organizations: roles, members, invitations ---------------------------------------

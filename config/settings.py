@@ -390,12 +390,16 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
     "formatters": {
+        # Both redact full API keys from what they write (core.logging).
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "core.logging.RedactingJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s",
             "rename_fields": {"correlation_id": "request_id", "levelname": "level"},
         },
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+        "plain": {
+            "()": "core.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s",
+        },
     },
     "handlers": {
         "console": {

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -45,6 +47,20 @@ def test_create_customer_prints_ids_and_joins_an_existing_org_as_member(capsys, 
     user = User.objects.get(pk=result["userId"])
     assert result["orgId"] == owner.membership.organization_id
     assert user.membership.role == "member"
+
+
+def test_create_customer_reads_an_org_slug_in_any_case_as_lower_case(capsys, owner):
+    call_command("create_customer", "third@acme.test", "--org", "ACME")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    assert result["orgId"] == owner.membership.organization_id
+
+
+@pytest.mark.parametrize("slug", ["Bad Slug!", "acme/evil", "x" * 65, " ", "ünïcode"])
+def test_create_customer_refuses_an_org_slug_that_is_not_a_slug(db, slug):
+    with pytest.raises(CommandError, match="organization slug"):
+        call_command("create_customer", "slug@example.test", "--org", slug)
+    assert not User.objects.filter(email="slug@example.test").exists()
 
 
 def test_create_customer_refuses_an_email_taken_in_another_case(owner):

@@ -1,9 +1,12 @@
 """The full key exists only in the answer that creates it: not in the database, Redis, logs or the admin."""
 
 import logging
+import logging.config
 from io import StringIO
 
+import pytest
 from django.apps import apps
+from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -95,3 +98,25 @@ def _registered(app_label: str, model_name: str) -> bool:
     from django.contrib import admin
 
     return any(m._meta.app_label == app_label and m._meta.model_name == model_name for m in admin.site._registry)
+
+
+@pytest.mark.parametrize("formatter", ["plain", "json"])
+def test_a_key_a_client_put_in_a_url_is_redacted_in_the_log_output(client, owner, organization, formatter):
+    _, raw = issue_api_key(organization=organization, created_by=owner, name="in a url")
+    records = []
+    capture = logging.Handler()
+    capture.emit = records.append
+    logging.getLogger("django.request").addHandler(capture)
+    try:
+        assert client.get(f"/api/usage?key={raw}").status_code in (401, 403)
+    finally:
+        logging.getLogger("django.request").removeHandler(capture)
+    config = settings.LOGGING["formatters"][formatter]
+    output = logging.config.DictConfigurator({"version": 1}).configure_formatter(config)
+
+    # Django's record carries the request, with its query string; the JSON line prints it.
+    assert records and raw in repr(records[0].__dict__)
+    lines = [output.format(record) for record in records]
+    assert not any(raw[9:30] in line for line in lines)
+    if formatter == "json":
+        assert "cdk_live_[redacted]" in lines[0]

@@ -1,6 +1,7 @@
 """The contract's Redis hashes (section 3) after every kind of committed change."""
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 import redis
@@ -360,6 +361,29 @@ def test_redis_resync_fails_clearly_when_publishing_is_off(db, settings):
     settings.REDIS_PUBLISH_ENABLED = False
     with pytest.raises(CommandError, match="publishing is off"):
         call_command("redis_resync")
+
+
+def test_redis_resync_with_redis_unreachable_fails_with_a_message_not_a_traceback(organization, settings):
+    import redis
+    from django.core.management.base import CommandError
+
+    settings.REDIS_PUBLISH_ENABLED = True
+    set_redis_client(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1, decode_responses=True))
+    try:
+        with pytest.raises(CommandError, match=r"Redis cannot be reached .*run it again"):
+            call_command("redis_resync")
+    finally:
+        set_redis_client(None)
+
+
+def test_redis_resync_names_the_way_out_when_a_hash_has_another_type(organization, redis_client):
+    from django.core.management.base import CommandError
+
+    redis_client.set(f"creditdesk:org:{organization.pk}", "not a hash")
+    with pytest.raises(CommandError, match="--force"):
+        call_command("redis_resync")
+    call_command("redis_resync", "--force", stdout=StringIO())
+    assert redis_client.hget(f"creditdesk:org:{organization.pk}", "balance") == "0"
 
 
 def test_with_redis_down_a_usage_report_still_commits_and_the_drain_repairs_redis(

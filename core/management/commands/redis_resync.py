@@ -1,5 +1,8 @@
 from typing import Any
 
+import redis
+from django.core.management.base import CommandError
+
 from core.management.base import JsonCommand
 from core.publisher import resync
 
@@ -18,5 +21,15 @@ class Command(JsonCommand):
         )
 
     def run(self, **options: Any) -> dict[str, Any]:
-        result = resync(force=options["force"])
+        try:
+            result = resync(force=options["force"])
+        except redis.ResponseError as exc:
+            raise CommandError(
+                f"Redis refused a write ({exc}); a key of ours may hold another type: run again with --force."
+            ) from exc
+        except redis.RedisError as exc:
+            raise CommandError(
+                f"Redis cannot be reached ({exc}): the resync did not finish. The database is unchanged; run it again "
+                "once Redis answers (the periodic tasks also bring Redis in line)."
+            ) from exc
         return {"keys": result["keys"], "orgs": result["orgs"]}
