@@ -66,7 +66,7 @@ def test_a_batch_is_one_transaction_debiting_each_wallet_once(customers, path):
     ]
     (batch,) = {event.transaction for event in UsageEvent.objects.all()}
     assert batch.kind == Transaction.Kind.USAGE
-    assert batch.memo == "usage: a batch of 3 events"
+    assert batch.memo == "usage: reports in a batch"
     wallet_a, wallet_b = Account.objects.get(organization=org_a), Account.objects.get(organization=org_b)
     revenue = get_system_account(system_accounts.USAGE_REVENUE)
     assert sorted(batch.entries.values_list("account_id", "amount", "balance_after")) == sorted(
