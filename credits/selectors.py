@@ -4,10 +4,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Window
 from django.db.models.functions import Coalesce
 
 from accounts.models import Organization
+from core.db import fetchone_prepared
 from credits.errors import WalletNotFound
 from credits.models import Account, Entry, Transaction
 
@@ -34,8 +36,17 @@ def get_wallet(*, organization: Organization) -> Account:
     return wallet
 
 
+_BALANCE_SQL = "SELECT balance FROM credits_account WHERE organization_id = %s"
+
+
 def get_balance(*, organization_id: int) -> int | None:
-    """Just the balance, one indexed row (None when the organization has no wallet)."""
+    """Just the balance, one indexed row (None when the organization has no wallet).
+
+    On PostgreSQL a prepared statement (core.db): the ORM's compiling and the server's
+    planning were most of a read that runs in a few microseconds."""
+    if connection.vendor == "postgresql":
+        row = fetchone_prepared(_BALANCE_SQL, [organization_id])
+        return row[0] if row is not None else None
     return Account.objects.filter(organization_id=organization_id).values_list("balance", flat=True).first()
 
 
