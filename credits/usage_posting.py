@@ -366,9 +366,7 @@ def post_usage_batch(
         posted = _post_batch_sql(postings, moved, debits, revenue_id, now)
         after_usage_batch(moved)
         return posted
-    txn = Transaction.objects.create(
-        id=uuid.uuid4(), kind=Transaction.Kind.USAGE, memo=_batch_memo(postings), created_at=now
-    )
+    txn = Transaction.objects.create(id=uuid.uuid4(), kind=Transaction.Kind.USAGE, memo=_BATCH_MEMO, created_at=now)
     entries = [
         Entry(
             transaction=txn, account_id=state.id, amount=-debits[state.id], balance_after=state.balance, created_at=now
@@ -397,9 +395,8 @@ def _debits(postings: Sequence[BatchPosting]) -> dict[int, int]:
     return debits
 
 
-def _batch_memo(postings: Sequence[BatchPosting]) -> str:
-    # Each organization sees the memo next to its own share, so it counts nothing.
-    return "usage: reports in a batch"
+# Each organization sees the memo next to its own share, so it counts nothing.
+_BATCH_MEMO = "usage: reports in a batch"
 
 
 def _schedule_batch_alerts(moved: Sequence[WalletState]) -> None:
@@ -517,7 +514,7 @@ def _post_batch_sql(
     params = {
         "now": now,
         "transaction_id": transaction_id,
-        "memo": _batch_memo(postings),
+        "memo": _BATCH_MEMO,
         "revenue_id": revenue_id,
         "events": json.dumps(events, ensure_ascii=False),
         "wallets": json.dumps(wallets),
@@ -663,7 +660,7 @@ def post_usage_batch_lock_last(
     params = {
         "now": now,
         "transaction_id": uuid.uuid4(),
-        "memo": _batch_memo(postings),
+        "memo": _BATCH_MEMO,
         "revenue_id": get_system_account(system_accounts.USAGE_REVENUE).pk,
         "events": json.dumps(events, ensure_ascii=False),
         "wallets": json.dumps(checks),
