@@ -1,7 +1,8 @@
 """Prepared statements for the hot path on PostgreSQL."""
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -60,3 +61,24 @@ def fetchall_prepared(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> li
     with _prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def pg_array(values: Iterable[int | str | datetime | None]) -> str:
+    """`values` as one PostgreSQL array literal, for a parameter the SQL casts (`%s::bigint[]`).
+
+    psycopg dumps a Python list element by element in Python: for the batch path's id,
+    key and timestamp arrays (about a thousand elements per batch of 100) that was the
+    largest single cost of a batch's Python time (py-spy, 9 %). The server parses the text.
+    """
+    return "{" + ",".join(_array_element(value) for value in values) + "}"
+
+
+def _array_element(value: int | str | datetime | None) -> str:
+    if value is None:
+        return "NULL"
+    if type(value) is int:
+        return str(value)
+    text = value.isoformat() if isinstance(value, datetime) else value
+    if not isinstance(text, str):
+        raise TypeError(f"pg_array takes ints, strings, datetimes and None, not {type(value).__name__}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

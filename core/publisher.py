@@ -35,7 +35,7 @@ from django.db import connection
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from core.db import execute_prepared, fetchall_prepared
+from core.db import execute_prepared, fetchall_prepared, pg_array
 from core.models import OutboxItem
 from core.redis import get_redis, redis_key
 
@@ -171,7 +171,7 @@ def _load(topic: str, ids: list[int]) -> tuple[list[tuple], list[tuple[int, date
     Returns (rows, [(object id, stamp)]); an object with no outbox row has no stamp.
     """
     if topic == OutboxItem.Topic.ORG and connection.vendor == "postgresql":
-        loaded = fetchall_prepared(_LOAD_ORGS_SQL, [ids])
+        loaded = fetchall_prepared(_LOAD_ORGS_SQL, [pg_array(ids)])
         return [row[:-1] for row in loaded], [(row[0], row[-1]) for row in loaded if row[-1] is not None]
     if topic == OutboxItem.Topic.KEY:
         queryset, id_field = _key_queryset().filter(pk__in=ids), "pk"
@@ -283,7 +283,7 @@ def _mark_pushed(topic: str, stamps: list[tuple[int, datetime]]) -> None:
         return
     if connection.vendor == "postgresql":
         object_ids, changed_ats = zip(*stamps, strict=True)
-        execute_prepared(_MARK_PUSHED_SQL, [list(object_ids), list(changed_ats), topic])
+        execute_prepared(_MARK_PUSHED_SQL, [pg_array(object_ids), pg_array(changed_ats), topic])
         return
     by_stamp: dict[datetime, list[int]] = defaultdict(list)
     for object_id, changed_at in stamps:

@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core.db import fetchall_prepared, fetchone_prepared
+from core.db import fetchall_prepared, fetchone_prepared, pg_array
 from core.outbox import push_after_commit, record_changes
 from credits import system_accounts
 from credits.errors import CreditsPaused, InsufficientCredits
@@ -317,7 +317,7 @@ def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
     """Lock the wallets in primary-key order (no deadlocks) for a batch; call inside a transaction."""
     ids = sorted(set(wallet_ids))
     if connection.vendor == "postgresql":
-        rows = fetchall_prepared(_LOCK_WALLETS_SQL, [ids]) if ids else []
+        rows = fetchall_prepared(_LOCK_WALLETS_SQL, [pg_array(ids)]) if ids else []
     else:
         rows = (
             Account.objects.select_for_update()
@@ -333,7 +333,7 @@ def lock_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
 def read_wallets(wallet_ids: Iterable[int]) -> dict[int, WalletState]:
     """The wallets as last committed, without a lock (PostgreSQL): what a lock-last batch decides on."""
     ids = sorted(set(wallet_ids))
-    rows = fetchall_prepared(_READ_WALLETS_SQL, [ids]) if ids else []
+    rows = fetchall_prepared(_READ_WALLETS_SQL, [pg_array(ids)]) if ids else []
     return {row[0]: WalletState(*row) for row in rows}
 
 
@@ -518,7 +518,7 @@ def _post_batch_sql(
         "revenue_id": revenue_id,
         "events": json.dumps(events, ensure_ascii=False),
         "wallets": json.dumps(wallets),
-        "organization_ids": sorted(state.organization_id for state in moved),
+        "organization_ids": pg_array(sorted(state.organization_id for state in moved)),
     }
     usage_ids = [usage_id for (usage_id,) in fetchall_prepared(_POST_BATCH_SQL, params)]
     return [
@@ -664,7 +664,7 @@ def post_usage_batch_lock_last(
         "revenue_id": get_system_account(system_accounts.USAGE_REVENUE).pk,
         "events": json.dumps(events, ensure_ascii=False),
         "wallets": json.dumps(checks),
-        "wallet_ids": sorted(state.id for state in checked),
+        "wallet_ids": pg_array(sorted(state.id for state in checked)),
         "wallet_count": len(checked),
     }
     rows = fetchall_prepared(_POST_BATCH_LOCK_LAST_SQL, params)
