@@ -550,9 +550,8 @@ def refund_credits(
     lines = list(original.entries.select_related("account"))
     debits = [line for line in lines if line.account.kind == Account.Kind.CUSTOMER and line.amount < 0]
     credits_ = [line for line in lines if line.account.kind == Account.Kind.SYSTEM and line.amount > 0]
-    if original.kind == Transaction.Kind.REFUND or not debits or len(credits_) != 1:
-        raise NotASpend()
-    if len(debits) + len(credits_) != len(lines):
+    only_debits_to_one_system_account = debits and len(credits_) == 1 and len(debits) + 1 == len(lines)
+    if original.kind == Transaction.Kind.REFUND or not only_debits_to_one_system_account:
         raise NotASpend()
     if organization is not None:
         debits = [line for line in debits if line.account.organization_id == organization.pk]
