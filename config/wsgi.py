@@ -14,7 +14,6 @@ from core.wsgi import ChunkedBodyMiddleware  # noqa: E402
 application = ChunkedBodyMiddleware(application, limit=settings.API_MAX_BODY_BYTES)
 
 # A web server process publishes to Redis from one background thread (core.publisher).
-
 from core.publisher import publish_in_background  # noqa: E402
 
 publish_in_background(settings.REDIS_PUBLISH_LINGER_SECONDS)

@@ -18,11 +18,16 @@ def redact_api_keys(text: str) -> str:
     return _API_KEY.sub("cdk_live_[redacted]", text) if "cdk_live_" in text else text
 
 
-class RedactingFormatter(logging.Formatter):
+class RedactingMixin:
+    """Redacts the line the formatter it is mixed into writes."""
+
     def format(self, record: logging.LogRecord) -> str:
         return redact_api_keys(super().format(record))
 
 
-class RedactingJsonFormatter(JsonFormatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact_api_keys(super().format(record))
+class RedactingFormatter(RedactingMixin, logging.Formatter):
+    pass
+
+
+class RedactingJsonFormatter(RedactingMixin, JsonFormatter):
+    pass
