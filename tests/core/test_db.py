@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 def test_ints_strings_and_timestamps_read_back_unchanged():
     ints = [1, -7, 2**63 - 1, None]
-    texts = ['plain', 'with "quotes"', "back\\slash", "comma,brace}{", "NULL", "", " spaced ", "é", None]
+    texts = ["plain", 'with "quotes"', "back\\slash", "comma,brace}{", "NULL", "", " spaced ", "é", None]
     moments = [
         datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC),
         datetime(2026, 11, 21, 12, 0, tzinfo=timezone(timedelta(hours=2))),
