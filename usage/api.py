@@ -40,7 +40,7 @@ from usage.serializers import (
     UsageReportInputSerializer,
     event_id_error,
     event_id_field,
-    plain_batch_event,
+    plain_report,
     query_type_field,
 )
 
@@ -181,7 +181,8 @@ class UsageReportApi(APIView):
         tags=["service"],
     )
     def post(self, request: Request) -> Response:
-        data = _REPORT_INPUT.run_validation(read_json_object(request))
+        body = read_json_object(request)
+        data = plain_report(body) or _REPORT_INPUT.run_validation(body)
         idempotency_key = _idempotency_key(data.get("eventId"), request.headers.get("Idempotency-Key"))
         report = services.UsageReport(
             user_id=data["userId"],
@@ -365,7 +366,7 @@ def _batch_item(event_serializer: serializers.Serializer, entry: Any) -> service
     raw_event_id = entry.get("eventId")
     event_id = raw_event_id if event_id_error(raw_event_id) is None else None
     try:
-        data = plain_batch_event(entry) or event_serializer.run_validation(entry)
+        data = plain_report(entry) or event_serializer.run_validation(entry)
     except exceptions.ValidationError as exc:
         from core.api import validation_fields
 

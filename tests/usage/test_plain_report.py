@@ -1,4 +1,4 @@
-"""The batch's DRF-free check of plain events accepts only what its serializer accepts, alike."""
+"""The DRF-free check of plain reports accepts only what both report serializers accept, alike."""
 
 import pytest
 from hypothesis import event, given, settings
@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 from rest_framework import exceptions
 
 from core.api import MAX_BIGINT
-from usage.api import UsageReportBatchApi
-from usage.serializers import MAX_CREDITS, plain_batch_event
+from usage.api import UsageReportApi, UsageReportBatchApi
+from usage.serializers import MAX_CREDITS, plain_report
 
 FIELDS = ["userId", "apiKeyId", "creditsUsed", "queryType", "eventId"]
 FIELD_NAMES = st.sampled_from(FIELDS)
@@ -40,34 +40,44 @@ entries = st.one_of(
 )
 
 
-def serializer_answer(entry):
-    try:
-        return dict(UsageReportBatchApi.EventSerializer().run_validation(entry))
-    except exceptions.ValidationError:
-        return None
+SERIALIZERS = [UsageReportApi.InputSerializer, UsageReportBatchApi.EventSerializer]
+
+
+def serializer_answers(entry):
+    """What the single report's and the batch event's serializers make of `entry` (None: invalid)."""
+    answers = []
+    for serializer_class in SERIALIZERS:
+        try:
+            answers.append(dict(serializer_class().run_validation(entry)))
+        except exceptions.ValidationError:
+            answers.append(None)
+    return answers
 
 
 @settings(max_examples=2000, deadline=None)
 @given(entries)
 def test_a_plain_event_is_what_the_serializer_makes_of_it(entry):
-    plain = plain_batch_event(entry)
-    event(f"plain check: {'accepted' if plain is not None else 'left to the serializer'}")
+    plain = plain_report(entry)
+    event(f"plain check: {'accepted' if plain is not None else 'left to the serializers'}")
     if plain is not None:
-        assert plain == serializer_answer(entry)
+        assert serializer_answers(entry) == [plain, plain]
 
 
 @pytest.mark.parametrize("name", [*FIELDS, "metadata", "occurredAt", "extra"])
 @pytest.mark.parametrize("value", HOSTILE, ids=repr)
 def test_each_field_at_its_edges(name, value):
     entry = {"userId": 7, "apiKeyId": 9, "creditsUsed": 5, "queryType": "standard", "eventId": "evt-1", name: value}
-    plain = plain_batch_event(entry)
+    plain = plain_report(entry)
     if plain is not None:
-        assert plain == serializer_answer(entry)
+        assert serializer_answers(entry) == [plain, plain]
 
 
-def test_the_common_event_takes_the_plain_check():
+def test_the_common_report_takes_the_plain_check():
     entry = {"userId": 7, "apiKeyId": 9, "creditsUsed": 5, "queryType": "standard", "eventId": "evt-1"}
-    assert plain_batch_event(entry) == entry == serializer_answer(entry)
-    assert plain_batch_event({**entry, "metadata": None}) is None  # left to the serializer
-    assert plain_batch_event({**entry, "creditsUsed": True}) is None
-    assert plain_batch_event({**entry, "queryType": "standard\n"}) is None
+    assert plain_report(entry) == entry
+    assert serializer_answers(entry) == [entry, entry]
+    assert plain_report({**entry, "metadata": None}) is None  # left to the serializers
+    assert plain_report({**entry, "creditsUsed": True}) is None
+    assert plain_report({**entry, "queryType": "standard\n"}) is None
+    without_event_id = {k: v for k, v in entry.items() if k != "eventId"}
+    assert plain_report(without_event_id) is None  # a single report may leave it out
