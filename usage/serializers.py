@@ -194,9 +194,9 @@ def plain_report(data: Any) -> dict[str, Any] | None:
     anything else (metadata, occurredAt, no eventId, unknown fields, any doubt), which the
     serializer then validates.
 
-    DRF's field machinery was half of a batch's Python time, and a tenth of a single
-    report's in process. This accepts only what both serializers accept, with the same
-    result; a test compares them on random entries.
+    DRF's field machinery was half of a batch's Python time; for a single report the
+    serializer takes about 30 µs against 2 µs here. This accepts only what both serializers
+    accept, with the same result; a test compares them on random entries.
     """
     if type(data) is not dict or not data.keys() <= _PLAIN_REPORT_FIELDS:
         return None

@@ -56,7 +56,7 @@ def serializer_answers(entry):
 
 @settings(max_examples=2000, deadline=None)
 @given(entries)
-def test_a_plain_event_is_what_the_serializer_makes_of_it(entry):
+def test_a_plain_report_is_what_the_serializers_make_of_it(entry):
     plain = plain_report(entry)
     event(f"plain check: {'accepted' if plain is not None else 'left to the serializers'}")
     if plain is not None:
