@@ -8,21 +8,10 @@ from rest_framework.views import APIView
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES
 from apikeys.permissions import IsServiceAccount
 from apikeys.selectors import verify_api_key
-from core.api import StrictJSONParser, read_json_object
+from core.api import StrictCharField, StrictJSONParser, read_json_object
 from core.schema import error_example
 
 EXAMPLE_KEY = "cdk_live_EXAMPLE-not-a-real-key-0123456789abcdefgh"
-
-
-class StrictCharField(serializers.CharField):
-    """A JSON string only: DRF's CharField would accept 5 or true as "5" and "True"."""
-
-    default_error_messages = {"invalid": "Must be a string."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class KeyField(StrictCharField):

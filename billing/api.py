@@ -23,15 +23,8 @@ from apikeys.services import count_active_keys
 from billing import selectors, services
 from billing.models import Provider
 from billing.pricing import money_str
-from billing.serializers import (
-    MAX_ID,
-    PlanSerializer,
-    QuoteSerializer,
-    StrictCharField,
-    StrictIntegerField,
-    plan_data,
-)
-from core.api import parse_positive_id
+from billing.serializers import PlanSerializer, QuoteSerializer, plan_data
+from core.api import MAX_BIGINT, StrictCharField, StrictIntegerField, parse_positive_id
 from core.errors import Forbidden
 from core.schema import error_example
 from credits.selectors import MAX_PAGE_SIZE, get_wallet, list_wallet_entries
@@ -357,8 +350,8 @@ class PurchaseValidateApi(CustomerApi):
         class Meta:
             ref_name = "PurchaseValidateInput"
 
-        credits = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID)
-        packageId = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID)
+        credits = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
+        packageId = StrictIntegerField(required=False, min_value=1, max_value=MAX_BIGINT)
         promoCode = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=40)
 
         def validate(self, attrs: dict) -> dict:

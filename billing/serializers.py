@@ -7,28 +7,6 @@ from rest_framework import serializers
 
 from billing.pricing import money_str
 
-MAX_ID = 2**63 - 1
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer only: "5", 5.0 and true are refused."""
-
-    default_error_messages = {"invalid": "Must be a JSON integer."}
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictCharField(serializers.CharField):
-    default_error_messages = {"invalid": "Must be a string."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
 
 class DiscountSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["bulk", "subscriber", "promotion"])

@@ -17,7 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.api import MAX_BIGINT
+from core.api import MAX_BIGINT, StrictCharField, StrictIntegerField
 
 QUERY_TYPE_PATTERN = re.compile(r"\A[a-z0-9_.-]{1,64}\Z")
 EVENT_ID_PATTERN = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
@@ -27,17 +27,6 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 PAST_LIMIT = timedelta(days=30)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: not a string, a float (5.0) or a boolean."""
-
-    default_error_messages = {"invalid": "Must be a JSON integer."}
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return data
-
-
 class IdField(StrictIntegerField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 1)
@@ -45,21 +34,16 @@ class IdField(StrictIntegerField):
         super().__init__(**kwargs)
 
 
-class StrictCharField(serializers.CharField):
+class PatternCharField(StrictCharField):
     """A JSON string matching `pattern` in full (no trimming, no coercion of numbers)."""
 
-    default_error_messages = {"invalid": "Must be a string.", "pattern": "Does not match the required pattern."}
+    default_error_messages = {"pattern": "Does not match the required pattern."}
 
     def __init__(self, *, pattern: re.Pattern[str], message: str, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
         kwargs.setdefault("allow_blank", False)
         super().__init__(**kwargs)
         self.validators.append(RegexValidator(pattern, message=message))
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return data
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True, "example": {"rows": 1000}})
@@ -151,8 +135,8 @@ class OccurredAtField(serializers.Field):
         return value.isoformat()
 
 
-def query_type_field(**kwargs: Any) -> StrictCharField:
-    return StrictCharField(
+def query_type_field(**kwargs: Any) -> PatternCharField:
+    return PatternCharField(
         pattern=QUERY_TYPE_PATTERN,
         message="Must be 1 to 64 characters of a-z, 0-9, '_', '.' and '-'.",
         max_length=64,
@@ -160,8 +144,8 @@ def query_type_field(**kwargs: Any) -> StrictCharField:
     )
 
 
-def event_id_field(**kwargs: Any) -> StrictCharField:
-    return StrictCharField(
+def event_id_field(**kwargs: Any) -> PatternCharField:
+    return PatternCharField(
         pattern=EVENT_ID_PATTERN,
         message="Must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'.",
         max_length=128,
