@@ -18,7 +18,9 @@ of credits.services.post_transaction:
 
 `post_usage` posts one report. On PostgreSQL it is a single statement (see `_POST_USAGE_SQL`);
 elsewhere it goes through `post_transaction` and the ORM (same rows, same results; the
-tests compare the two). A batch is one `usage` Transaction for all its events: each wallet
+tests compare the two). The same statement's posting part (`USAGE_POSTING_CTES`, run by
+`run_usage_statement`) also ends the statement in which usage.services reads a report's
+context and posts it. A batch is one `usage` Transaction for all its events: each wallet
 debited once by the sum of its events (its entry's balance_after is its balance after its
 last event), the usage-revenue account credited once by the total, every event linked to
 it with its own balance after it. A batch takes one lock per wallet for the whole batch: on
@@ -33,7 +35,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -90,8 +92,10 @@ class UsageKeyTaken(Exception):
 # follows it on the server, never held across a round trip to the application. The lock
 # is taken last (as in credits.services._SINGLE_WALLET_SQL):
 #
-#   ok the wallet can pay, as last committed (no lock); otherwise nothing is written and
-#      the wallet is not locked (zero rows: the caller raises 402/403).
+#   ok the statement's own first CTE: the wallet's id when it can pay, as last committed
+#      (no lock); otherwise nothing is written and the wallet is not locked (the caller
+#      raises 402/403). _POST_USAGE_SQL checks the wallet alone; the report statement of
+#      usage.services checks the report's whole context first, in the same round trip.
 #   t  the usage Transaction and r its usage-revenue entry (balance_after NULL), written
 #      before the lock (the UPDATE's EXISTS over r makes PostgreSQL run them first).
 #   w  locks the wallet row and debits it only if it is still active and stays within its
@@ -112,14 +116,8 @@ class UsageKeyTaken(Exception):
 # (USAGE_POSTING_PATH=orm: post_transaction plus the event insert in transaction.atomic(),
 # whose lock is held across client round trips) at 0.75-0.81 x. Spread throughput was
 # within that machine's noise for both (Python CPU bound). It runs as a prepared statement
-# (core.db.fetchone_prepared), like the report's context read: planning them cost more
-# than running them.
-_POST_USAGE_SQL = """
-WITH ok AS (
-    SELECT 1 FROM credits_account
-     WHERE id = %(wallet_id)s AND kind = 'customer' AND status = 'active'
-       AND balance - %(credits)s >= -overdraft_limit
-), t AS (
+# (core.db.fetchone_prepared): planning it cost more than running it.
+USAGE_POSTING_CTES = """t AS (
     INSERT INTO credits_transaction (id, kind, idempotency_key, fingerprint, memo, metadata, created_at)
     SELECT %(transaction_id)s, 'usage', NULL, '', %(memo)s, '{}'::jsonb, %(now)s FROM ok
     RETURNING 1
@@ -133,12 +131,12 @@ WITH ok AS (
            version = version + 1,
            updated_at = %(now)s,
            low_credit_alerted = (low_credit_threshold IS NOT NULL AND balance - %(credits)s < low_credit_threshold)
-     WHERE id = %(wallet_id)s AND kind = 'customer' AND status = 'active'
+     WHERE id = (SELECT id FROM ok) AND kind = 'customer' AND status = 'active'
        AND balance - %(credits)s >= -overdraft_limit AND EXISTS (SELECT 1 FROM r)
-    RETURNING balance, version, organization_id, low_credit_threshold
+    RETURNING id, balance, version, organization_id, low_credit_threshold
 ), e AS (
     INSERT INTO credits_entry (transaction_id, account_id, amount, balance_after, created_at)
-    SELECT %(transaction_id)s, %(wallet_id)s, -%(credits)s, w.balance, %(now)s FROM w
+    SELECT %(transaction_id)s, w.id, -%(credits)s, w.balance, %(now)s FROM w
 ), u AS (
     INSERT INTO usage_usageevent (
         organization_id, user_id, api_key_id, credits, query_type, metadata, idempotency_key,
@@ -152,13 +150,22 @@ WITH ok AS (
     INSERT INTO core_outboxitem (topic, object_id, changed_at)
     SELECT 'org', w.organization_id, clock_timestamp() FROM w
     ON CONFLICT (topic, object_id) DO UPDATE SET changed_at = EXCLUDED.changed_at, pushed_at = NULL
-)
-SELECT w.balance, w.version, w.organization_id, w.low_credit_threshold, u.id FROM w CROSS JOIN u
+)"""
+# The posting's own columns, last in every one-statement usage posting's row.
+USAGE_POSTED_COLUMNS = "w.balance, w.version, w.organization_id, w.low_credit_threshold, u.id"
+
+_POST_USAGE_SQL = f"""
+WITH ok AS (
+    SELECT id FROM credits_account
+     WHERE id = %(wallet_id)s AND kind = 'customer' AND status = 'active'
+       AND balance - %(credits)s >= -overdraft_limit
+), {USAGE_POSTING_CTES}
+SELECT {USAGE_POSTED_COLUMNS} FROM w CROSS JOIN u
 """
 
 
-def _memo(charge: UsageCharge) -> str:
-    return f"usage: {charge.query_type}"
+def _memo(query_type: str) -> str:
+    return f"usage: {query_type}"
 
 
 def post_usage(charge: UsageCharge, *, now: datetime | None = None, vendor: str | None = None) -> PostedUsage:
@@ -177,55 +184,110 @@ def post_usage(charge: UsageCharge, *, now: datetime | None = None, vendor: str 
     return _post_usage_orm(charge, now)
 
 
-def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
-    transaction_id = uuid.uuid4()
-    params = {
-        "wallet_id": charge.wallet_id,
-        "credits": charge.credits,
+def usage_posting_params(
+    *,
+    credits: int,
+    query_type: str,
+    user_id: int,
+    api_key_id: int,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+    occurred_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of USAGE_POSTING_CTES, with a new transaction id."""
+    return {
+        "credits": credits,
         "now": now,
-        "transaction_id": transaction_id,
-        "memo": _memo(charge),
+        "transaction_id": uuid.uuid4(),
+        "memo": _memo(query_type),
         "revenue_id": get_system_account(system_accounts.USAGE_REVENUE).pk,
-        "user_id": charge.user_id,
-        "api_key_id": charge.api_key_id,
-        "query_type": charge.query_type,
-        "metadata": None if charge.metadata is None else json.dumps(charge.metadata, ensure_ascii=False),
-        "idempotency_key": charge.idempotency_key,
-        "fingerprint": charge.fingerprint,
-        "occurred_at": charge.occurred_at,
+        "user_id": user_id,
+        "api_key_id": api_key_id,
+        "query_type": query_type,
+        "metadata": None if metadata is None else json.dumps(metadata, ensure_ascii=False),
+        "idempotency_key": idempotency_key,
+        "fingerprint": fingerprint,
+        "occurred_at": occurred_at,
     }
+
+
+class UsageWalletChanged(Exception):
+    """A concurrent posting emptied or paused the wallet between the statement's check and its lock.
+
+    The zero-sum trigger refused the commit, so nothing was written."""
+
+
+class _NotPosted(Exception):
+    def __init__(self, row: tuple | None) -> None:
+        self.row = row
+
+
+def run_usage_statement(sql: str, params: dict[str, Any]) -> tuple | None:
+    """Run a one-statement usage posting (USAGE_POSTING_CTES; its row ends with
+    USAGE_POSTED_COLUMNS, NULL when it posted nothing) and return its row, if any.
+
+    Nothing is written unless the row's last column (the usage event's id) is set. Raises
+    UsageKeyTaken when a live event of the organization holds the idempotency key, and
+    UsageWalletChanged; nothing is written then either.
+    """
     try:
-        if connection.in_atomic_block:
-            # Inside someone else's transaction (seed_demo, tests): a savepoint keeps the
-            # caller's transaction usable when the statement fails on a duplicate key, and
-            # drops what it wrote before the lock when the wallet refuses (raised inside).
+        if not connection.in_atomic_block:
+            return fetchone_prepared(sql, params)
+        # Inside someone else's transaction (seed_demo, tests): a savepoint keeps the
+        # caller's transaction usable when the statement fails on a duplicate key, and
+        # drops what it wrote before the lock when the wallet refuses (raised inside).
+        try:
             with transaction.atomic():
-                row = fetchone_prepared(_POST_USAGE_SQL, params)
-                if row is None:
-                    _raise_refusal(charge.wallet_id)
-        else:
-            row = fetchone_prepared(_POST_USAGE_SQL, params)
+                row = fetchone_prepared(sql, params)
+                if row is None or row[-1] is None:
+                    raise _NotPosted(row)
+        except _NotPosted as not_posted:
+            return not_posted.row
+        return row
     except IntegrityError as exc:
-        if charge.idempotency_key and "usage_event_idempotency_unique" in str(exc):
+        if params["idempotency_key"] and "usage_event_idempotency_unique" in str(exc):
             raise UsageKeyTaken() from exc
-        if not is_unbalanced_commit(exc):
-            raise
-        row = None  # emptied or paused between the check and the lock: nothing was written
-    if row is None:
-        _raise_refusal(charge.wallet_id)
-    balance, version, organization_id, threshold, usage_id = row
-    _after_commit(organization_id, charge.credits, balance, version, threshold)
-    return PostedUsage(usage_id, transaction_id, balance, now)
+        if is_unbalanced_commit(exc):
+            raise UsageWalletChanged() from exc
+        raise
 
 
-def _after_commit(organization_id: int, credits: int, balance: int, version: int, threshold: int | None) -> None:
-    """What post_transaction does after its rows: push the org to Redis, alert once per crossing."""
+def posted_usage(row: tuple, params: dict[str, Any]) -> PostedUsage:
+    """What a one-statement posting that posted wrote (its row ends with USAGE_POSTED_COLUMNS);
+    registers what post_transaction does after commit: the Redis push, one alert per crossing."""
+    balance, version, organization_id, threshold, usage_id = row[-5:]
     push_after_commit("org", [organization_id])
-    if crossed_low_credit_threshold(previous_balance=balance + credits, balance=balance, threshold=threshold):
+    if crossed_low_credit_threshold(previous_balance=balance + params["credits"], balance=balance, threshold=threshold):
         schedule_low_credit_alert(organization_id=organization_id, version=version)
+    return PostedUsage(usage_id, params["transaction_id"], balance, params["now"])
 
 
-def _raise_refusal(wallet_id: int) -> None:
+def _post_usage_sql(charge: UsageCharge, now: datetime) -> PostedUsage:
+    params = usage_posting_params(
+        credits=charge.credits,
+        query_type=charge.query_type,
+        user_id=charge.user_id,
+        api_key_id=charge.api_key_id,
+        metadata=charge.metadata,
+        idempotency_key=charge.idempotency_key,
+        fingerprint=charge.fingerprint,
+        occurred_at=charge.occurred_at,
+        now=now,
+    )
+    params["wallet_id"] = charge.wallet_id
+    try:
+        row = run_usage_statement(_POST_USAGE_SQL, params)
+    except UsageWalletChanged:
+        row = None
+    if row is None:
+        raise_refusal(charge.wallet_id)
+    return posted_usage(row, params)
+
+
+def raise_refusal(wallet_id: int) -> NoReturn:
+    """The wallet refused a debit: CreditsPaused or InsufficientCredits, with its balance now."""
     wallet = Account.objects.filter(pk=wallet_id).values("status", "balance").first()
     balance = wallet["balance"] if wallet else 0
     if wallet is not None and wallet["status"] == Account.Status.PAUSED:
@@ -241,7 +303,7 @@ def _post_usage_orm(charge: UsageCharge, now: datetime) -> PostedUsage:
             txn = post_transaction(
                 kind=Transaction.Kind.USAGE,
                 postings=[Posting(wallet, -charge.credits), Posting(revenue, charge.credits)],
-                memo=_memo(charge),
+                memo=_memo(charge.query_type),
             )
             remaining = txn.balances_after[charge.wallet_id]
             event = _usage_event(charge, txn=txn, remaining_credits=remaining, recorded_at=now)

@@ -117,7 +117,7 @@ def get_report_context(*, user_id: int, api_key_id: int, idempotency_key: str | 
         row = rows[0] if rows else None
     if row is None:
         return None
-    return _report_context(row)
+    return report_context_from_row(row)
 
 
 def _context_queryset(user_id: Any, api_key_id: Any, idempotency_key: str | None) -> tuple[QuerySet, list[str]]:
@@ -159,7 +159,23 @@ def _run_prepared(with_key: bool, user_id: int, api_key_id: int, idempotency_key
     return dict(zip(fields, row, strict=True)) if row is not None else None
 
 
-def _report_context(row: dict[str, Any]) -> ReportContext:
+_PARAMETER_NAMES = ("user_id", "api_key_id", "idempotency_key")
+
+
+@lru_cache(maxsize=2)
+def report_context_sql(with_key: bool) -> tuple[str, tuple[str, ...]]:
+    """The context read as SQL with named parameters (%(user_id)s, %(api_key_id)s,
+    %(idempotency_key)s), for a statement that embeds it (PostgreSQL), and its columns'
+    names; `report_context_from_row` reads such a row."""
+    sql, fields, positions = _compiled_context(with_key)
+    pieces = sql.split("%s")
+    if len(pieces) != len(positions) + 1:
+        raise AssertionError("the compiled context query holds a literal %s")
+    named = [piece + f"%({_PARAMETER_NAMES[position]})s" for piece, position in zip(pieces, positions, strict=False)]
+    return "".join(named) + pieces[-1], fields
+
+
+def report_context_from_row(row: dict[str, Any]) -> ReportContext:
     org = _org_context(row)
     key = None
     if row["key__id"] is not None:

@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -23,18 +24,25 @@ from core.errors import ApplicationError
 from credits.errors import CreditsPaused, IdempotencyConflict, InsufficientCredits
 from credits.models import Account
 from credits.usage_posting import (
+    USAGE_POSTED_COLUMNS,
+    USAGE_POSTING_CTES,
     BatchPosting,
     LockedWallet,
     StaleWallets,
     UsageCharge,
     UsageKeyTaken,
+    UsageWalletChanged,
     WalletState,
     after_usage_batch,
     lock_wallets,
     post_usage,
     post_usage_batch,
     post_usage_batch_lock_last,
+    posted_usage,
+    raise_refusal,
     read_wallets,
+    run_usage_statement,
+    usage_posting_params,
 )
 from usage import selectors
 from usage.errors import ApiKeyExpired, ApiKeyRevoked, QueryTypeNotAllowed, UnknownApiKey, UnknownUser
@@ -107,22 +115,11 @@ def _check_key(key: selectors.KeyState | None, now: datetime) -> None:
         raise ApiKeyExpired()
 
 
-def record_usage(*, report: UsageReport, now: datetime | None = None) -> UsageOutcome:
-    """Charge a usage report to the user's organization and record it, or replay its first answer.
-
-    Two queries on PostgreSQL: the joined context read, then the one-statement posting
-    (credits.usage_posting), which is its own transaction; Redis is written after commit.
-    `now` (default: the current time) is the recorded time, for seeding history.
-    """
-    now = now or timezone.now()
-    context = selectors.get_report_context(
-        user_id=report.user_id, api_key_id=report.api_key_id, idempotency_key=report.idempotency_key
-    )
-    if context is None:
-        raise UnknownUser()
-    fingerprint = report.fingerprint
+def _decide(context: selectors.ReportContext, report: UsageReport, now: datetime) -> UsageOutcome | None:
+    """The contract's order of outcomes before the wallet's limit: the replay of the key's first
+    answer, or an error raised; None when only the wallet is left to say yes or no."""
     if context.prior is not None:
-        return _replay(context.prior, fingerprint)
+        return _replay(context.prior, report.fingerprint)
     _check_key(context.key, now)
     org = context.org
     if org.wallet_status == Account.Status.PAUSED:
@@ -131,6 +128,38 @@ def record_usage(*, report: UsageReport, now: datetime | None = None) -> UsageOu
         raise QueryTypeNotAllowed()
     if org.wallet_id is None:
         raise InsufficientCredits(remainingCredits=0)
+    return None
+
+
+def record_usage(*, report: UsageReport, now: datetime | None = None) -> UsageOutcome:
+    """Charge a usage report to the user's organization and record it, or replay its first answer.
+
+    On PostgreSQL one statement reads the report's context and, when every check passes,
+    posts it (its own transaction, _REPORT_SQL). When a concurrent report got in the way
+    (it took the idempotency key, or emptied the wallet between check and lock) nothing was
+    written, and the report is decided again in two queries: the context read, then the
+    posting. Elsewhere always those two. Redis is written after commit. `now` (default: the
+    current time) is the recorded time, for seeding history.
+    """
+    now = now or timezone.now()
+    if connection.vendor == "postgresql" and settings.USAGE_POSTING_PATH != "orm":
+        try:
+            return _record_usage_in_one_statement(report, now)
+        except (UsageKeyTaken, UsageWalletChanged):
+            pass
+    return _record_usage_in_two_queries(report, now)
+
+
+def _record_usage_in_two_queries(report: UsageReport, now: datetime) -> UsageOutcome:
+    context = selectors.get_report_context(
+        user_id=report.user_id, api_key_id=report.api_key_id, idempotency_key=report.idempotency_key
+    )
+    if context is None:
+        raise UnknownUser()
+    replay = _decide(context, report, now)
+    if replay is not None:
+        return replay
+    org = context.org
     charge = _charge_for(report, organization_id=org.organization_id, wallet_id=org.wallet_id, now=now)
     try:
         posted = post_usage(charge, now=now)
@@ -139,9 +168,61 @@ def record_usage(*, report: UsageReport, now: datetime | None = None) -> UsageOu
         prior = selectors.get_live_event(organization_id=org.organization_id, idempotency_key=report.idempotency_key)
         if prior is None:
             raise
-        return _replay(prior, fingerprint)
+        return _replay(prior, report.fingerprint)
     assert posted.usage_id is not None
     return UsageOutcome(posted.usage_id, posted.transaction_id, posted.remaining_credits, posted.recorded_at, False)
+
+
+# PostgreSQL: a report's context read and its posting in one statement, one round trip.
+# `c` is the context read (usage.selectors.report_context_sql) and `ok` its checks in
+# SQL: the wallet (unlocked, as last committed) when no live event holds the key, the key
+# is active and not past its expiry, the plan allows the query type and the wallet can
+# pay; then credits.usage_posting.USAGE_POSTING_CTES post it. The row is the context
+# followed by the posting's columns, NULL when nothing was posted: the same checks in
+# Python (_decide) then give the contract's answer. `ok` only lets through what _decide
+# would (plan_allows_query_type: a JSON array holding the type; effective_key_status:
+# expired once expires_at <= now).
+_REPORT_SQL = """
+WITH c AS (
+{context}
+), ok AS (
+    SELECT a.id
+      FROM c JOIN credits_account AS a ON a.id = c."organization__wallet__id"
+     WHERE c."key__status" = 'active' AND (c."key__expires_at" IS NULL OR c."key__expires_at" > %(now)s)
+       AND (c."organization__plan__allows_all_query_types"
+            OR c."organization__plan__allowed_query_types" @> jsonb_build_array(%(query_type)s::text)){no_prior}
+       AND a.kind = 'customer' AND a.status = 'active' AND a.balance - %(credits)s >= -a.overdraft_limit
+), {posting}
+SELECT c.*, {posted} FROM c LEFT JOIN w ON TRUE LEFT JOIN u ON TRUE
+"""
+
+
+@lru_cache(maxsize=2)
+def _report_sql(with_key: bool) -> tuple[str, tuple[str, ...]]:
+    context, fields = selectors.report_context_sql(with_key)
+    sql = _REPORT_SQL.format(
+        context=context,
+        no_prior='\n       AND c."prior__id" IS NULL' if with_key else "",
+        posting=USAGE_POSTING_CTES,
+        posted=USAGE_POSTED_COLUMNS,
+    )
+    return sql, fields
+
+
+def _record_usage_in_one_statement(report: UsageReport, now: datetime) -> UsageOutcome:
+    sql, fields = _report_sql(report.idempotency_key is not None)
+    params = usage_posting_params(**_charged(report, now), now=now)
+    row = run_usage_statement(sql, params)
+    if row is None:
+        raise UnknownUser()
+    if row[-1] is not None:
+        posted = posted_usage(row, params)
+        return UsageOutcome(posted.usage_id, posted.transaction_id, posted.remaining_credits, posted.recorded_at, False)
+    context = selectors.report_context_from_row(dict(zip(fields, row, strict=False)))
+    replay = _decide(context, report, now)
+    if replay is not None:
+        return replay
+    raise_refusal(context.org.wallet_id)
 
 
 # --- Batches ----------------------------------------------------------------------------------
@@ -266,20 +347,22 @@ def _as_locked(state: WalletState, locked: LockedWallet | None) -> WalletState:
     )
 
 
-def _charge_for(report: UsageReport, *, organization_id: int, wallet_id: int, now: datetime) -> UsageCharge:
+def _charged(report: UsageReport, now: datetime) -> dict[str, Any]:
     """What the ledger charges for a validated report (occurred now unless it says when)."""
-    return UsageCharge(
-        organization_id=organization_id,
-        wallet_id=wallet_id,
-        user_id=report.user_id,
-        api_key_id=report.api_key_id,
-        credits=report.credits,
-        query_type=report.query_type,
-        metadata=report.metadata,
-        idempotency_key=report.idempotency_key,
-        fingerprint=report.fingerprint,
-        occurred_at=report.occurred_at or now,
-    )
+    return {
+        "user_id": report.user_id,
+        "api_key_id": report.api_key_id,
+        "credits": report.credits,
+        "query_type": report.query_type,
+        "metadata": report.metadata,
+        "idempotency_key": report.idempotency_key,
+        "fingerprint": report.fingerprint,
+        "occurred_at": report.occurred_at or now,
+    }
+
+
+def _charge_for(report: UsageReport, *, organization_id: int, wallet_id: int, now: datetime) -> UsageCharge:
+    return UsageCharge(organization_id=organization_id, wallet_id=wallet_id, **_charged(report, now))
 
 
 def _decide_batch(

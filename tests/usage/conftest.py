@@ -1,12 +1,30 @@
 """Usage fixtures: a service client, a funded customer with an API key, and a report helper."""
 
+from contextlib import contextmanager
+
 import pytest
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from apikeys.authentication import clear_token_cache
 from apikeys.permissions import clear_permission_cache
 from apikeys.services import create_service_account, issue_api_key
 from credits.services import grant_credits
+
+
+class _Rollback(Exception):
+    pass
+
+
+@contextmanager
+def rolled_back():
+    """Run the block in a transaction that is then rolled back (one database state per example)."""
+    try:
+        with transaction.atomic():
+            yield
+            raise _Rollback
+    except _Rollback:
+        pass
 
 
 @pytest.fixture(autouse=True)

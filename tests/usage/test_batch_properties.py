@@ -6,12 +6,10 @@ The reference is the same batch posted with its locks first after the same chang
 that writes nothing may also answer as of its read, as if it came before the change.
 """
 
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
-from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +18,7 @@ from credits.models import Account, Entry
 from credits.selectors import verify_ledger
 from credits.services import grant_credits, pause_credits, set_wallet, spend_credits
 from tests.factories import CustomerFactory
+from tests.usage.conftest import rolled_back
 from usage import services
 from usage.models import UsageEvent
 
@@ -37,20 +36,6 @@ changes = st.one_of(
 batches = st.lists(
     st.tuples(st.integers(min_value=0, max_value=5), st.integers(min_value=1, max_value=40)), min_size=1, max_size=12
 )
-
-
-class Rollback(Exception):
-    pass
-
-
-@contextmanager
-def rolled_back():
-    try:
-        with transaction.atomic():
-            yield
-            raise Rollback
-    except Rollback:
-        pass
 
 
 @pytest.fixture

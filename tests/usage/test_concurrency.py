@@ -151,7 +151,8 @@ def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, red
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves_nothing(hot_wallet):
-    """The report's statement checks the wallet, writes before the lock, then finds it emptied."""
+    """The report's statement checks the wallet, writes before the lock, then finds it emptied;
+    decided again, the report is refused."""
     user, organization, key, token = hot_wallet
     before = (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count())
     holding = threading.Event()
@@ -162,7 +163,7 @@ def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves
             with transaction.atomic():
                 spend_credits(organization=organization, amount=1000)  # holds the wallet's lock
                 holding.set()
-                outcome["waited"] = wait_for_a_lock_waiter("WITH ok AS")
+                outcome["waited"] = wait_for_a_lock_waiter("WITH c AS")  # the report statement
         finally:
             connection.close()
 

@@ -347,19 +347,20 @@ def test_the_write_path_is_a_fixed_small_number_of_queries(
 ):
     post_report(report_body(eventId="warm-up"))  # fills the per-process token cache
 
-    # PostgreSQL: the context read and the posting statement (plus the savepoint the test's
-    # own transaction needs); elsewhere the portable ORM posting.
-    limit = 4 if settings.IS_POSTGRES else 12
+    # PostgreSQL: one statement, the context read and the posting (plus the savepoint the
+    # test's own transaction needs); elsewhere the context read and the portable ORM posting.
+    limit = 3 if settings.IS_POSTGRES else 12
     with django_assert_max_num_queries(limit) as captured:
         response = post_report(report_body(eventId=f"evt-{uuid.uuid4()}", metadata={"k": "v"}))
     assert response.status_code == 201
     if settings.IS_POSTGRES:
         statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
-        assert len(statements) == 2
+        assert len(statements) == 1
+        assert "accounts_membership" in statements[0] and "INSERT INTO usage_usageevent" in statements[0]
 
 
 @pytest.mark.postgres
-def test_both_statements_of_the_write_path_are_prepared_once_with_a_generic_plan(post_report, report_body):
+def test_the_write_path_statement_is_prepared_once_with_a_generic_plan(post_report, report_body):
     from django.db import connection
 
     for n in range(3):
@@ -371,18 +372,20 @@ def test_both_statements_of_the_write_path_are_prepared_once_with_a_generic_plan
             "WHERE statement LIKE '%%usage_usageevent%%'"
         )
         prepared = cursor.fetchall()
-    posting = [row for row in prepared if "INSERT INTO usage_usageevent" in row[0]]
-    context = [row for row in prepared if "accounts_membership" in row[0]]
-    assert len(posting) == 1 and len(context) == 1, prepared
-    for _, generic_plans, custom_plans in prepared:
-        assert (generic_plans, custom_plans) == (3, 0)
+    assert len(prepared) == 1, prepared
+    statement, generic_plans, custom_plans = prepared[0]
+    assert "accounts_membership" in statement and "INSERT INTO usage_usageevent" in statement
+    assert (generic_plans, custom_plans) == (3, 0)
 
 
-def test_a_replay_costs_one_query(post_report, report_body, django_assert_num_queries):
+def test_a_replay_costs_one_query(post_report, report_body, django_assert_max_num_queries):
     post_report(report_body(eventId="evt-1"))
 
-    with django_assert_num_queries(1):
+    # On PostgreSQL the report's one statement, in a savepoint of the test's transaction
+    # (rolled back: the statement posted nothing).
+    with django_assert_max_num_queries(4) as captured:
         assert post_report(report_body(eventId="evt-1")).status_code == 200
+    assert len([q for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]) == 1
 
 
 def test_redis_is_written_after_commit_with_the_new_balance_and_version(
