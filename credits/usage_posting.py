@@ -219,11 +219,6 @@ class UsageWalletChanged(Exception):
     The zero-sum trigger refused the commit, so nothing was written."""
 
 
-class _NotPosted(Exception):
-    def __init__(self, row: tuple | None) -> None:
-        self.row = row
-
-
 def run_usage_statement(sql: str, params: dict[str, Any]) -> tuple | None:
     """Run a one-statement usage posting (USAGE_POSTING_CTES; its row ends with
     USAGE_POSTED_COLUMNS, NULL when it posted nothing) and return its row, if any.
@@ -236,15 +231,12 @@ def run_usage_statement(sql: str, params: dict[str, Any]) -> tuple | None:
         if not connection.in_atomic_block:
             return fetchone_prepared(sql, params)
         # Inside someone else's transaction (seed_demo, tests): a savepoint keeps the
-        # caller's transaction usable when the statement fails on a duplicate key, and
-        # drops what it wrote before the lock when the wallet refuses (raised inside).
-        try:
-            with transaction.atomic():
-                row = fetchone_prepared(sql, params)
-                if row is None or row[-1] is None:
-                    raise _NotPosted(row)
-        except _NotPosted as not_posted:
-            return not_posted.row
+        # caller's transaction usable when the statement fails on a duplicate key, and is
+        # rolled back to drop what it wrote before the lock when the wallet refuses.
+        with transaction.atomic():
+            row = fetchone_prepared(sql, params)
+            if row is None or row[-1] is None:
+                transaction.set_rollback(True)
         return row
     except IntegrityError as exc:
         if params["idempotency_key"] and "usage_event_idempotency_unique" in str(exc):

@@ -140,39 +140,29 @@ def _context_queryset(user_id: Any, api_key_id: Any, idempotency_key: str | None
 
 
 # Sentinels that mark where each argument lands among the compiled query's parameters.
-_USER, _KEY, _IDEMPOTENCY = -7_000_001, -7_000_002, "\x01idempotency-key\x01"
-
-
-@lru_cache(maxsize=2)
-def _compiled_context(with_key: bool) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
-    queryset, fields = _context_queryset(_USER, _KEY, _IDEMPOTENCY if with_key else None)
-    sql, params = queryset.values(*fields)[:1].query.sql_with_params()
-    slots = {_USER: 0, _KEY: 1, _IDEMPOTENCY: 2}
-    positions = tuple(slots[param] for param in params)
-    return sql, tuple(fields), positions
-
-
-def _run_prepared(with_key: bool, user_id: int, api_key_id: int, idempotency_key: str | None) -> dict | None:
-    sql, fields, positions = _compiled_context(with_key)
-    arguments = (user_id, api_key_id, idempotency_key)
-    row = fetchone_prepared(sql, [arguments[position] for position in positions])
-    return dict(zip(fields, row, strict=True)) if row is not None else None
-
-
-_PARAMETER_NAMES = ("user_id", "api_key_id", "idempotency_key")
+_SLOTS = {-7_000_001: "user_id", -7_000_002: "api_key_id", "\x01idempotency-key\x01": "idempotency_key"}
+_USER, _KEY, _IDEMPOTENCY = _SLOTS
 
 
 @lru_cache(maxsize=2)
 def report_context_sql(with_key: bool) -> tuple[str, tuple[str, ...]]:
-    """The context read as SQL with named parameters (%(user_id)s, %(api_key_id)s,
-    %(idempotency_key)s), for a statement that embeds it (PostgreSQL), and its columns'
-    names; `report_context_from_row` reads such a row."""
-    sql, fields, positions = _compiled_context(with_key)
+    """The context read, compiled once from the ORM query, as SQL with named parameters
+    (%(user_id)s, %(api_key_id)s, %(idempotency_key)s), and its columns' names; run alone
+    (_run_prepared) or embedded in the report's statement (usage.services), PostgreSQL.
+    `report_context_from_row` reads its row."""
+    queryset, fields = _context_queryset(_USER, _KEY, _IDEMPOTENCY if with_key else None)
+    sql, params = queryset.values(*fields)[:1].query.sql_with_params()
     pieces = sql.split("%s")
-    if len(pieces) != len(positions) + 1:
+    if len(pieces) != len(params) + 1:
         raise AssertionError("the compiled context query holds a literal %s")
-    named = [piece + f"%({_PARAMETER_NAMES[position]})s" for piece, position in zip(pieces, positions, strict=False)]
-    return "".join(named) + pieces[-1], fields
+    named = [piece + f"%({_SLOTS[param]})s" for piece, param in zip(pieces, params, strict=False)]
+    return "".join(named) + pieces[-1], tuple(fields)
+
+
+def _run_prepared(with_key: bool, user_id: int, api_key_id: int, idempotency_key: str | None) -> dict | None:
+    sql, fields = report_context_sql(with_key)
+    row = fetchone_prepared(sql, {"user_id": user_id, "api_key_id": api_key_id, "idempotency_key": idempotency_key})
+    return dict(zip(fields, row, strict=True)) if row is not None else None
 
 
 def report_context_from_row(row: dict[str, Any]) -> ReportContext:

@@ -218,7 +218,7 @@ def _record_usage_in_one_statement(report: UsageReport, now: datetime) -> UsageO
     if row[-1] is not None:
         posted = posted_usage(row, params)
         return UsageOutcome(posted.usage_id, posted.transaction_id, posted.remaining_credits, posted.recorded_at, False)
-    context = selectors.report_context_from_row(dict(zip(fields, row, strict=False)))
+    context = selectors.report_context_from_row(dict(zip(fields, row[: len(fields)], strict=True)))
     replay = _decide(context, report, now)
     if replay is not None:
         return replay

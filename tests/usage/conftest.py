@@ -12,19 +12,12 @@ from apikeys.services import create_service_account, issue_api_key
 from credits.services import grant_credits
 
 
-class _Rollback(Exception):
-    pass
-
-
 @contextmanager
 def rolled_back():
     """Run the block in a transaction that is then rolled back (one database state per example)."""
-    try:
-        with transaction.atomic():
-            yield
-            raise _Rollback
-    except _Rollback:
-        pass
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 @pytest.fixture(autouse=True)

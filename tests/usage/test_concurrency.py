@@ -9,12 +9,14 @@ from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from apikeys.services import create_service_account, issue_api_key
+from credits.errors import InsufficientCredits
 from credits.models import Account, Entry, Transaction
 from credits.selectors import verify_ledger
 from credits.services import grant_credits, spend_credits
 from tests.credits.conftest import wait_for_a_lock_waiter
 from tests.factories import CustomerFactory
 from usage.models import UsageEvent
+from usage.services import UsageReport, record_usage
 
 THREADS = 8
 
@@ -188,3 +190,41 @@ def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves
     # the refusal was not remembered: a retry after a top-up is recorded
     grant_credits(organization=organization, amount=10, reason="top-up")
     assert client.post("/api/usage/report", body, format="json").status_code == 201
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_in_a_callers_transaction_a_report_refused_after_waiting_leaves_it_committable(hot_wallet):
+    """Inside a caller's transaction the zero-sum check waits for the caller's commit: the report's
+    savepoint must drop what it wrote before the lock, or that commit would fail."""
+    user, organization, key, _ = hot_wallet
+    before = (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count())
+    holding = threading.Event()
+    outcome = {}
+
+    def empty_the_wallet():
+        try:
+            with transaction.atomic():
+                spend_credits(organization=organization, amount=1000)  # holds the wallet's lock
+                holding.set()
+                outcome["waited"] = wait_for_a_lock_waiter("WITH c AS")  # the report statement
+        finally:
+            connection.close()
+
+    emptier = threading.Thread(target=empty_the_wallet)
+    emptier.start()
+    holding.wait(timeout=10)
+    report = UsageReport(user_id=user.pk, api_key_id=key.pk, credits=5, query_type="standard", idempotency_key="tx")
+    # the caller's transaction, committed after the refusal
+    with transaction.atomic(), pytest.raises(InsufficientCredits) as refused:
+        record_usage(report=report)
+    emptier.join()
+
+    assert outcome["waited"] is True
+    assert refused.value.extra == {"remainingCredits": 0}
+    assert (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count()) == (
+        before[0] + 1,
+        before[1] + 2,
+        before[2],
+    )
+    assert verify_ledger().ok
