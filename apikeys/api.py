@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES
 from apikeys.permissions import IsServiceAccount
 from apikeys.selectors import verify_api_key
-from core.api import StrictCharField, StrictJSONParser, read_json_object
+from core.api import StrictCharField, read_json_object
 from core.schema import error_example
 
 EXAMPLE_KEY = "cdk_live_EXAMPLE-not-a-real-key-0123456789abcdefgh"
@@ -28,7 +28,6 @@ class ApiKeyVerifyApi(APIView):
     authentication_classes = SERVICE_AUTHENTICATION_CLASSES
     permission_classes = [IsServiceAccount]
     service_permission = "apikeys.verify_api_key"
-    parser_classes = [StrictJSONParser]
 
     class InputSerializer(serializers.Serializer):
         key = KeyField(allow_blank=False, trim_whitespace=False, help_text="The full API key, cdk_live_...")

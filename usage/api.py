@@ -28,7 +28,7 @@ from accounts.models import Membership
 from accounts.scoping import scope_queryset
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES, ApiKeyAuthentication, CachedTokenAuthentication
 from apikeys.permissions import IsServiceAccount
-from core.api import StrictJSONParser, parse_positive_id, read_json_object
+from core.api import parse_positive_id, read_json_object
 from core.schema import error_example
 from credits.models import Account
 from usage import selectors, services
@@ -94,7 +94,6 @@ class UsageReportApi(APIView):
 
     authentication_classes = SERVICE_AUTHENTICATION_CLASSES
     permission_classes = [IsServiceAccount]
-    parser_classes = [StrictJSONParser]
 
     InputSerializer = UsageReportInputSerializer
 
@@ -229,7 +228,6 @@ class UsageReportBatchApi(APIView):
 
     authentication_classes = SERVICE_AUTHENTICATION_CLASSES
     permission_classes = [IsServiceAccount]
-    parser_classes = [StrictJSONParser]
 
     class EventSerializer(UsageReportInputSerializer):
         eventId = event_id_field(help_text="Required in a batch: the event's idempotency key.")

@@ -345,3 +345,19 @@ def test_a_member_cannot_change_the_plan(client, member, organization):
     client.force_login(member)
     response = post(client, "/api/subscription/change", {"plan": "free"})
     assert (response.status_code, response.json()["error"]) == (403, "permission_denied")
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "detail"),
+    [
+        ("nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000, "JSON parse error - nested too deeply."),
+        ("a number of 5,000 digits", b'{"credits": ' + b"9" * 5000 + b"}", "a number has more than 4300 digits"),
+    ],
+)
+def test_a_body_python_cannot_decode_is_a_plain_400(signed_in, name, raw, detail):
+    response = signed_in.generic("POST", "/api/credits/purchase/validate", raw, content_type="application/json")
+
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"] == "validation_error"
+    assert detail in str(response.json())
+    assert not Quote.objects.exists()

@@ -121,6 +121,12 @@ RAW_CASES = [
         400,
     ),
     ("nesting 100,000 deep", b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
+    (
+        "credits of 5,000 digits",
+        b'{"userId": $U, "apiKeyId": $K, "creditsUsed": ' + b"9" * 5000 + b', "queryType": "standard"}',
+        "application/json",
+        400,
+    ),
     ("invalid UTF-8", b'{"queryType": "\xff\xfe"}', "application/json", 400),
     ("text/plain", b'{"userId": $U, "apiKeyId": $K, "creditsUsed": 1, "queryType": "standard"}', "text/plain", 415),
     ("a form", b"userId=$U&apiKeyId=$K&creditsUsed=1&queryType=standard", "application/x-www-form-urlencoded", 415),
@@ -183,6 +189,23 @@ def test_a_hostile_raw_body_is_a_4xx_and_changes_nothing(
     if status == 415:
         assert body["fields"]["non_field_errors"]
     assert ledger_snapshot() == before
+
+
+def test_a_number_too_long_for_python_is_a_plain_400(service_client, report_body):
+    data = json.dumps({**report_body(), "metadata": {"n": 1}}).replace('"n": 1', '"n": -' + "1" * 4301)
+
+    response = service_client.generic("POST", "/api/usage/report", data=data, content_type="application/json")
+
+    body = _assert_envelope(response, 400)
+    assert body["fields"]["non_field_errors"] == ["JSON parse error - a number has more than 4300 digits."]
+
+
+def test_a_long_number_python_can_read_is_metadata_like_any_other(post_report, report_body):
+    body = json.dumps({**report_body(), "metadata": {"n": 1}}).replace('"n": 1', '"n": -' + "1" * 4300)
+
+    response = post_report(json.loads(body))
+
+    assert response.status_code == 201, response.content[:300]
 
 
 def test_an_invalid_idempotency_key_header_is_a_400(post_report, report_body, ledger_snapshot):
