@@ -1,4 +1,6 @@
 from allauth.account.decorators import secure_admin_login
+from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
+from allauth.usersessions.models import UserSession
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Q, QuerySet
@@ -11,6 +13,15 @@ from accounts.services import clear_lockout
 # The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the portal.
 admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "Creditdesk administration"
+
+
+# allauth's admin searches user__username, which this project's User does not have.
+admin.site.unregister(UserSession)
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(AllauthUserSessionAdmin):
+    search_fields = ["user__email", "ip"]
 
 
 class MembershipInline(admin.TabularInline):
