@@ -251,6 +251,7 @@ class TransactionAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "idempotency_key", "memo", "entries__account__organization__name"]
     list_select_related = ["actor"]
     date_hierarchy = "created_at"
+    ordering = ["-created_at"]
     inlines = [EntryInline]
     fields = ["id", "kind", "created_at", "memo", "metadata", "actor", "related", "idempotency_key", "fingerprint"]
     readonly_fields = fields

@@ -137,3 +137,15 @@ def test_the_system_figures_page_is_for_staff(client, owner):
     client.force_login(owner)
     response = client.get(reverse("admin:credits_account_system_figures"))
     assert response.status_code == 302
+
+
+def test_transactions_are_listed_newest_first(admin_client, make_org):
+    organization = make_org()
+    for amount in range(1, 6):
+        services.grant_credits(organization=organization, amount=amount, reason="top-up")
+
+    response = admin_client.get(reverse("admin:credits_transaction_changelist"))
+
+    listed = [txn.created_at for txn in response.context["cl"].result_list]
+    assert len(listed) >= 5
+    assert listed == sorted(listed, reverse=True)
