@@ -28,6 +28,10 @@ from core.effects import delay_on_commit
 from core.outbox import record_org_change
 from credits.services import create_wallet
 
+# RFC 5321's limits, which Django's validate_email does not check.
+MAX_EMAIL_LENGTH = 254
+MAX_EMAIL_LOCAL_PART_LENGTH = 64
+
 
 def unique_org_slug(base: str) -> str:
     stem = slugify(base)[:48] or "org"
@@ -46,20 +50,36 @@ def create_organization(*, name: str, slug: str | None = None) -> Organization:
     return organization
 
 
+def personal_organization_name(email: str) -> str:
+    # RFC 5321 allows 64 characters before the @; the name's column takes 200.
+    return f"{email.split('@')[0][:64]}'s organization"
+
+
 def create_personal_organization(*, user: User) -> Membership:
     """The organization a user gets at sign-up, of which they are the client admin."""
-    local_part = user.email.split("@")[0]
-    organization = create_organization(name=f"{local_part}'s organization", slug=unique_org_slug(local_part))
+    organization = create_organization(
+        name=personal_organization_name(user.email), slug=unique_org_slug(user.email.split("@")[0])
+    )
     return Membership.objects.create(user=user, organization=organization, role=Membership.Role.CLIENT_ADMIN)
 
 
-def normalize_new_email(email: str) -> str:
+def valid_email_address(email: str) -> str:
+    """The address stripped and normalized; InvalidEmail when it is not one."""
     email = (email or "").strip()
     try:
         validate_email(email)
     except ValidationError as exc:
         raise InvalidEmail(f"{email!r} is not a valid email address.") from exc
-    email = User.objects.normalize_email(email)
+    if len(email) > MAX_EMAIL_LENGTH or len(email.rpartition("@")[0]) > MAX_EMAIL_LOCAL_PART_LENGTH:
+        raise InvalidEmail(
+            f"{email[:60]!r}... is too long for an email address: at most {MAX_EMAIL_LOCAL_PART_LENGTH} "
+            f"characters before the @ and {MAX_EMAIL_LENGTH} in all."
+        )
+    return User.objects.normalize_email(email)
+
+
+def normalize_new_email(email: str) -> str:
+    email = valid_email_address(email)
     if User.objects.filter(email__iexact=email).exists():
         raise EmailTaken(f"A user with the email {email} already exists.")
     return email
@@ -87,7 +107,7 @@ def create_customer(
         org_slug = _valid_org_slug(org_slug)
     organization = Organization.objects.filter(slug=org_slug).first() if org_slug else None
     if organization is None:
-        name = org_slug or f"{email.split('@')[0]}'s organization"
+        name = org_slug or personal_organization_name(email)
         organization = create_organization(name=name, slug=org_slug or unique_org_slug(email.split("@")[0]))
         role = role or Membership.Role.CLIENT_ADMIN
     else:
@@ -146,12 +166,7 @@ def invite_member(*, organization: Organization, email: str, role: str, invited_
     """
     _require_client_admin(actor=invited_by, organization=organization)
     role = _validate_role(role)
-    email = (email or "").strip()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise InvalidEmail(f"{email!r} is not a valid email address.") from exc
-    email = User.objects.normalize_email(email)
+    email = valid_email_address(email)
     organization = _lock_organization(organization.pk)
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise AlreadyMember(f"{email} is already a member of {organization.name}.")

@@ -4,7 +4,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import Membership, User
+from accounts.models import Membership, Organization, User
+from accounts.services import create_personal_organization
 from credits.models import Account
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +72,32 @@ def test_create_customer_refuses_an_email_taken_in_another_case(owner):
 def test_create_customer_refuses_an_invalid_email(db):
     with pytest.raises(CommandError, match="valid email"):
         call_command("create_customer", "not-an-email")
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["l" * 65 + "@example.test", "m" * 190 + "@example.test", "a@" + "d" * 60 + ".d" * 100 + ".test"],
+)
+def test_create_customer_refuses_an_email_too_long_for_one(db, email):
+    organizations = Organization.objects.count()
+
+    with pytest.raises(CommandError, match="too long for an email address"):
+        call_command("create_customer", email)
+
+    assert not User.objects.filter(email__iexact=email).exists()
+    assert Organization.objects.count() == organizations
+
+
+def test_create_customer_takes_the_longest_local_part_email_allows(capsys, db):
+    call_command("create_customer", "l" * 64 + "@example.test")
+
+    membership = User.objects.get(email="l" * 64 + "@example.test").membership
+    assert membership.organization.name == "l" * 64 + "'s organization"
+
+
+def test_a_personal_organization_is_named_after_at_most_64_characters_of_the_address(db):
+    user = User.objects.create_user(email="p" * 150 + "@example.test")
+
+    membership = create_personal_organization(user=user)
+
+    assert membership.organization.name == "p" * 64 + "'s organization"
