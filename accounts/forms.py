@@ -1,6 +1,7 @@
 from django import forms
 
 from accounts.models import Membership
+from credits.services import MAX_AMOUNT
 
 
 class InviteForm(forms.Form):
@@ -14,3 +15,30 @@ class RoleForm(forms.Form):
 
 class MfaRequirementForm(forms.Form):
     require_mfa = forms.BooleanField(required=False)
+
+
+class LowCreditAlertForm(forms.Form):
+    """The wallet's low-credit threshold as typed in the portal: a whole number of credits, or empty for off."""
+
+    low_credit_threshold = forms.CharField(
+        required=False,
+        label="Alert below (credits)",
+        widget=forms.NumberInput(attrs={"min": 0, "max": MAX_AMOUNT, "step": 1, "placeholder": "Off"}),
+        help_text="Client admins get an email when the balance falls below this. Leave empty to turn alerts off.",
+    )
+
+    def clean_low_credit_threshold(self) -> int | None:
+        # A CharField, not an IntegerField: IntegerField quietly takes "10.0" as 10.
+        text = self.cleaned_data["low_credit_threshold"].strip()
+        if not text:
+            return None
+        if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+            raise forms.ValidationError("The threshold cannot be negative.")
+        if not (text.isascii() and text.isdigit()):
+            raise forms.ValidationError(
+                "Enter a whole number of credits, such as 500, or leave it empty to turn alerts off."
+            )
+        # Length first: int() refuses strings of more than 4,300 digits.
+        if len(text.lstrip("0")) > len(str(MAX_AMOUNT)) or int(text) > MAX_AMOUNT:
+            raise forms.ValidationError(f"The threshold can be at most {MAX_AMOUNT:,} credits.")
+        return int(text)

@@ -14,5 +14,6 @@ urlpatterns = [
         "team/invitations/<int:invitation_id>/revoke/", views.team_invitation_revoke, name="accounts_invitation_revoke"
     ),
     path("settings/", views.account_settings, name="accounts_settings"),
+    path("settings/organization/", views.organization_settings, name="accounts_organization_settings"),
     path("invitations/<str:token>/", views.invitation, name="accounts_invitation"),
 ]

@@ -2,13 +2,14 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import invitations
 from accounts.errors import MoveNeedsConfirmation
-from accounts.forms import InviteForm, MfaRequirementForm, RoleForm
+from accounts.forms import InviteForm, LowCreditAlertForm, MfaRequirementForm, RoleForm
 from accounts.models import Invitation, Membership
 from accounts.scoping import get_object_for_request, get_request_membership, get_request_organization
 from accounts.selectors import get_membership, list_members, list_pending_invitations
@@ -23,6 +24,7 @@ from accounts.services import (
 )
 from core.errors import ApplicationError
 from credits.selectors import get_wallet
+from credits.services import set_wallet
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -176,6 +178,54 @@ def account_settings(request: HttpRequest) -> HttpResponse:
             "emails": EmailAddress.objects.filter(user=request.user).order_by("-primary", "email"),
             "mfa_enabled": is_mfa_enabled(request.user),
             "social_accounts": SocialAccount.objects.filter(user=request.user).count(),
+        },
+    )
+
+
+# --- Organization settings ------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def organization_settings(request: HttpRequest) -> HttpResponse:
+    """The organization's settings: every member sees them; only a client admin changes them."""
+    organization = get_request_organization(request)
+    membership = get_request_membership(request)
+    can_manage = membership is not None and membership.is_client_admin
+    wallet = get_wallet(organization=organization)
+    form = LowCreditAlertForm(initial={"low_credit_threshold": wallet.low_credit_threshold})
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Only a client admin can change the organization's settings.")
+        form = LowCreditAlertForm(request.POST)
+        if form.is_valid():
+            try:
+                wallet = set_wallet(
+                    organization=organization,
+                    low_credit_threshold=form.cleaned_data["low_credit_threshold"],
+                    actor=request.user,
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                if wallet.low_credit_threshold is None:
+                    messages.success(request, "Low-credit alerts are off.")
+                else:
+                    messages.success(
+                        request,
+                        f"Low-credit alert set: client admins get an email when the balance falls below "
+                        f"{wallet.low_credit_threshold:,} credits.",
+                    )
+                return redirect("accounts_organization_settings")
+    return render(
+        request,
+        "accounts/organization_settings.html",
+        {
+            "organization": organization,
+            "membership": membership,
+            "wallet": wallet,
+            "can_manage": can_manage,
+            "low_credit_alert_form": form,
         },
     )
 

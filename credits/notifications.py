@@ -9,9 +9,9 @@ from core.emails import send_templated_email
 from credits.models import Account, LowCreditAlert
 
 
-def _buy_url(site_url: str) -> str:
+def _portal_url(site_url: str, name: str) -> str:
     try:
-        return site_url.rstrip("/") + reverse("billing:buy")
+        return site_url.rstrip("/") + reverse(name)
     except NoReverseMatch:
         return site_url
 
@@ -47,7 +47,8 @@ def send_low_credit_alert(*, organization_id: int, version: int | None = None) -
         "organization": wallet.organization,
         "balance": wallet.balance,
         "threshold": wallet.low_credit_threshold,
-        "buy_url": _buy_url(settings.SITE_URL),
+        "buy_url": _portal_url(settings.SITE_URL, "billing:buy"),
+        "settings_url": _portal_url(settings.SITE_URL, "accounts_organization_settings"),
     }
     try:
         for email in recipients:
