@@ -3,8 +3,11 @@
 import json
 from io import StringIO
 
+from allauth.account.models import EmailAddress
 from django.core.management import call_command
 
+from accounts.models import Organization
+from core.management.commands.seed_demo import DEMO_ORG, LOGINS
 from credits.selectors import verify_ledger
 from usage.models import UsageEvent
 
@@ -17,10 +20,22 @@ def _seed() -> dict:
 
 def test_seed_demo_records_a_month_of_usage_once(db):
     first = _seed()
-    count = UsageEvent.objects.filter(organization_id=first["orgId"]).count()
+    organization = Organization.objects.get(slug=DEMO_ORG)
+    count = UsageEvent.objects.filter(organization=organization).count()
 
+    second = _seed()
+
+    assert first == second == {"logins": LOGINS}
+    assert count >= 30
+    assert UsageEvent.objects.filter(organization=organization).count() == count
+    assert verify_ledger().ok
+
+
+def test_the_demo_log_ins_have_verified_primary_addresses_once(db):
+    _seed()
     _seed()
 
-    assert count >= 30
-    assert UsageEvent.objects.filter(organization_id=first["orgId"]).count() == count
-    assert verify_ledger().ok
+    addresses = EmailAddress.objects.filter(email__in=[login["email"] for login in LOGINS])
+    assert sorted(addresses.values_list("email", "verified", "primary")) == sorted(
+        (login["email"], True, True) for login in LOGINS
+    )
