@@ -2,7 +2,12 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-# (url name, label): a page shows in the navigation once its app defines the URL.
+from accounts.scoping import get_request_membership
+
+# (url name, label): a page shows in the navigation once its app defines the URL. Every
+# page but Settings is an organization's, so a user without one (staff, or someone who
+# left theirs) sees only Settings.
+WITHOUT_ORGANIZATION = {"accounts_settings"}
 PORTAL_NAV = [
     ("usage:usage", "Usage"),
     ("apikeys:list", "API keys"),
@@ -17,8 +22,11 @@ PORTAL_NAV = [
 def portal(request: HttpRequest) -> dict:
     context: dict = {"DEBUG": settings.DEBUG, "SITE_NAME": "Creditdesk"}
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
+        has_organization = get_request_membership(request) is not None
         items = []
         for name, label in PORTAL_NAV:
+            if not has_organization and name not in WITHOUT_ORGANIZATION:
+                continue
             try:
                 url = reverse(name)
             except NoReverseMatch:
