@@ -522,17 +522,20 @@ class UsageFilterSerializer(serializers.Serializer):
     apiKeyId = IdField(required=False)
     queryType = query_type_field(required=False)
 
+    # `from` is a Python keyword, so the dates have other names here than in the query string.
+    PARAMETERS = {"from": "date_from", "to": "date_to", "apiKeyId": "apiKeyId", "queryType": "queryType"}
+
     def to_internal_value(self, data: Any) -> Any:
+        values = {field: data.get(name) for name, field in self.PARAMETERS.items() if data.get(name) is not None}
         # Query strings are text: parse the id here, the strict fields then see an int.
-        data = data.copy() if hasattr(data, "copy") else dict(data)
-        values = {key: data.get(key) for key in ("from", "to", "apiKeyId", "queryType") if data.get(key) is not None}
-        if "from" in values:
-            values["date_from"] = values.pop("from")
-        if "to" in values:
-            values["date_to"] = values.pop("to")
         if "apiKeyId" in values:
             values["apiKeyId"] = parse_positive_id(values["apiKeyId"], field="apiKeyId")
-        result = super().to_internal_value(values)
+        try:
+            result = super().to_internal_value(values)
+        except exceptions.ValidationError as error:
+            names = {field: name for name, field in self.PARAMETERS.items()}
+            detail = {names.get(field, field): messages for field, messages in error.detail.items()}
+            raise exceptions.ValidationError(detail)
         if result.get("date_from") and result.get("date_to") and result["date_from"] > result["date_to"]:
             raise exceptions.ValidationError({"from": ["Must not be after `to`."]})
         return result

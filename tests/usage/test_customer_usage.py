@@ -96,6 +96,15 @@ def test_bad_filters_are_a_400(owner_client, history, params):
     response = owner_client.get("/api/usage", params)
 
     assert response.status_code == 400 and response.json()["error"] == "validation_error"
+    assert set(response.json()["fields"]) == set(params)
+
+
+@pytest.mark.parametrize("path", ["/api/usage", "/api/usage/summary"])
+def test_a_bad_date_is_reported_under_the_parameter_sent(owner_client, history, path):
+    response = owner_client.get(path, {"from": "garbage", "to": "2026-13-01"})
+
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"from", "to"}
 
 
 def test_the_list_is_readable_with_the_organizations_api_key(owner, organization, history):
