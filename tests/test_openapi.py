@@ -1,5 +1,7 @@
 """The OpenAPI schema validates, lists every contract endpoint and shows each error with an example."""
 
+import re
+
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 from openapi_spec_validator import validate
@@ -75,8 +77,9 @@ def test_the_other_usage_endpoints_have_examples_for_every_status(schema, path, 
         assert _examples(operation, status), f"{path} {status} has no example"
 
 
-def test_the_docs_page_serves_its_own_assets(client):
-    page = client.get("/api/docs/").content.decode()
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_the_docs_pages_serve_their_own_assets(client, path):
+    page = client.get(path).content.decode()
 
-    assert "cdn" not in page.lower()
     assert "/static/drf_spectacular_sidecar/" in page
+    assert not re.search(r"""(?:src|href)=["'](?:https?:)?//""", page), "an asset from another host"
