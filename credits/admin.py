@@ -169,7 +169,11 @@ class AccountAdmin(admin.ModelAdmin):
                     )
                     done += 1
                 except ApplicationError as exc:
-                    self.message_user(request, f"{wallet.organization}: {exc.message}", messages.ERROR)
+                    self.message_user(
+                        request,
+                        f"{wallet.organization} (balance {wallet.balance:,}): {exc.message} Nothing was changed there.",
+                        messages.ERROR,
+                    )
             verb = "Removed" if remove else "Added"
             if done:
                 self.message_user(
@@ -198,19 +202,21 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause the selected wallets", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
-        wallets = self._wallets(request, queryset)
-        for wallet in wallets:
-            services.pause_credits(organization=wallet.organization, actor=request.user)
-        if wallets:
-            self.message_user(request, f"Paused {len(wallets)} wallet(s).", messages.SUCCESS)
+        self._set_status(request, queryset, Account.Status.PAUSED, services.pause_credits, "Paused")
 
     @admin.action(description="Resume the selected wallets", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
+        self._set_status(request, queryset, Account.Status.ACTIVE, services.resume_credits, "Resumed")
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Account], status: str, service, verb: str) -> None:
         wallets = self._wallets(request, queryset)
-        for wallet in wallets:
-            services.resume_credits(organization=wallet.organization, actor=request.user)
-        if wallets:
-            self.message_user(request, f"Resumed {len(wallets)} wallet(s).", messages.SUCCESS)
+        changed = [wallet for wallet in wallets if wallet.status != status]
+        for wallet in changed:
+            service(organization=wallet.organization, actor=request.user)
+        if changed:
+            self.message_user(request, f"{verb} {len(changed)} wallet(s).", messages.SUCCESS)
+        if unchanged := len(wallets) - len(changed):
+            self.message_user(request, f"{unchanged} wallet(s) already {status}: left as they were.", messages.INFO)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -55,7 +55,7 @@ def test_removing_credits_beyond_the_limit_shows_an_error_and_changes_nothing(ad
     wallet = get_wallet(organization=organization)
     data = {"action": "remove_credits", "_selected_action": [wallet.pk], "apply": "1", "amount": "11", "reason": "x"}
     response = admin_client.post(reverse("admin:credits_account_changelist"), data, follow=True)
-    assert b"Not enough credits" in response.content
+    assert "(balance 10): Not enough credits. Nothing was changed there." in response.content.decode()
     assert get_wallet(organization=organization).balance == 10
     data["amount"] = "4"
     admin_client.post(reverse("admin:credits_account_changelist"), data)
@@ -70,6 +70,23 @@ def test_pause_and_resume_actions(admin_client, make_org):
     assert get_wallet(organization=organization).status == "paused"
     admin_client.post(url, {"action": "resume", "_selected_action": [wallet.pk]})
     assert get_wallet(organization=organization).status == "active"
+
+
+def test_pausing_a_paused_wallet_says_so_and_changes_nothing(admin_client, make_org):
+    paused, active = make_org(), make_org()
+    services.pause_credits(organization=paused)
+    version = get_wallet(organization=paused).version
+    selected = [get_wallet(organization=paused).pk, get_wallet(organization=active).pk]
+
+    response = admin_client.post(
+        reverse("admin:credits_account_changelist"), {"action": "pause", "_selected_action": selected}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "Paused 1 wallet(s)." in page
+    assert "1 wallet(s) already paused: left as they were." in page
+    assert get_wallet(organization=paused).version == version
+    assert get_wallet(organization=active).status == "paused"
 
 
 def test_the_wallet_form_saves_limits_through_the_service_and_never_the_balance(admin_client, make_org):
