@@ -4,7 +4,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from billing import services
+from billing import selectors, services
 from billing.models import (
     BulkDiscountTier,
     CreditPackage,
@@ -172,6 +172,20 @@ class ResolveDisputeForm(forms.Form):
         min_value=0, initial=0, help_text="Credits to give back to the organization (0: none)."
     )
 
+    def __init__(self, *args, maximums: dict[int, int], **kwargs):
+        super().__init__(*args, **kwargs)
+        # The maximum is stated here and enforced by services.resolve_dispute, which reports a
+        # larger amount per dispute; a form limit would hide which dispute refused it.
+        if len(maximums) == 1:
+            [(dispute_id, maximum)] = maximums.items()
+            limit = f"At most {maximum:,} for dispute #{dispute_id}"
+        else:
+            limit = "At most each dispute's maximum, listed above"
+        self.fields["refund_credits"].help_text = (
+            "Credits to give back to the organization (0: none). "
+            f"{limit}: the disputed purchase's credits less what was already refunded or given back for it."
+        )
+
 
 @admin.register(Dispute)
 class DisputeAdmin(admin.ModelAdmin):
@@ -203,8 +217,12 @@ class DisputeAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resolve the selected disputes (optionally returning credits)")
     def resolve_disputes(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        maximums = {
+            dispute.pk: selectors.get_dispute_refundable_credits(purchase=dispute.purchase)
+            for dispute in queryset.select_related("purchase")
+        }
         if "apply" in request.POST:
-            form = ResolveDisputeForm(request.POST)
+            form = ResolveDisputeForm(request.POST, maximums=maximums)
             if form.is_valid():
                 resolved = 0
                 for dispute in queryset:
@@ -218,14 +236,19 @@ class DisputeAdmin(admin.ModelAdmin):
                         resolved += 1
                     except ApplicationError as exc:
                         self.message_user(request, f"Dispute #{dispute.pk}: {exc.message}", messages.WARNING)
-                self.message_user(request, f"{resolved} dispute(s) resolved.", messages.SUCCESS)
+                self.message_user(
+                    request, f"{resolved} dispute(s) resolved.", messages.SUCCESS if resolved else messages.WARNING
+                )
                 return redirect(request.get_full_path())
         else:
-            form = ResolveDisputeForm()
+            form = ResolveDisputeForm(maximums=maximums)
+        disputes = list(queryset)
+        for dispute in disputes:
+            dispute.refundable_credits = maximums.get(dispute.pk, 0)
         context = {
             **self.admin_site.each_context(request),
             "title": "Resolve disputes",
-            "disputes": queryset,
+            "disputes": disputes,
             "form": form,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "opts": self.model._meta,

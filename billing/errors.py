@@ -103,3 +103,13 @@ class DisputeAlreadyOpen(Conflict):
 class DisputeNotOpen(Conflict):
     code = "dispute_not_open"
     default_message = "This dispute is already resolved."
+
+
+class DisputeRefundTooLarge(Conflict):
+    """The ledger's rule for refunds, applied to a disputed purchase: never more than the original in total."""
+
+    code = "dispute_refund_too_large"
+    default_message = (
+        "A dispute cannot give back more credits than the disputed purchase has left "
+        "(its credits less what was already refunded or given back)."
+    )

@@ -56,6 +56,22 @@ def list_open_disputes(*, organization: Organization) -> QuerySet[Dispute]:
     return Dispute.objects.filter(organization=organization, status=Dispute.Status.OPEN)
 
 
+def get_dispute_refundable_credits(*, purchase: Purchase | None) -> int:
+    """How many credits resolving a dispute on `purchase` may still give back.
+
+    The ledger's rule for refunds, applied to the purchase: together never more than the
+    original. That is the purchase's credits (bonus included) less its provider refunds'
+    share (`credits_reclaimed` plus `credits_shortfall`: refunded money whose credits were
+    taken back, or were already spent) less what earlier resolutions of its disputes gave
+    back. A dispute without a completed purchase can give nothing back. Lock the purchase
+    row first when the answer decides a write (billing.services.resolve_dispute does).
+    """
+    if purchase is None or purchase.completed_at is None:
+        return 0
+    given_back = Dispute.objects.filter(purchase=purchase).aggregate(total=Sum("credits_refunded"))["total"] or 0
+    return max(0, purchase.credits - purchase.credits_reclaimed - purchase.credits_shortfall - given_back)
+
+
 @dataclass(frozen=True)
 class CreditSummary:
     balance: int

@@ -23,11 +23,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
-from billing import pricing
+from billing import pricing, selectors
 from billing.errors import (
     AmountTooSmall,
     DisputeAlreadyOpen,
     DisputeNotOpen,
+    DisputeRefundTooLarge,
     InvalidCreditAmount,
     NoSubscription,
     PaymentNotRecorded,
@@ -931,11 +932,34 @@ def open_dispute(*, purchase: Purchase, reason: str, actor: Any = None) -> Dispu
 
 @transaction.atomic
 def resolve_dispute(*, dispute: Dispute, resolution: str, refund_credits: int = 0, actor: Any = None) -> Dispute:
-    """Staff close a dispute, optionally giving credits back through the ledger."""
+    """Staff close a dispute, optionally giving credits back through the ledger.
+
+    What the disputes of one purchase give back, together with what its provider refunds
+    took back, never exceeds the purchase's credits (`selectors.get_dispute_refundable_credits`).
+    The purchase row is locked first (the order `open_dispute` and `record_stripe_refund`
+    use), so two resolutions of one purchase's disputes, or a resolution and a refund, queue
+    and each counts the other. A refused amount raises and changes nothing.
+    """
+    if not isinstance(refund_credits, int) or isinstance(refund_credits, bool) or refund_credits < 0:
+        raise InvalidCreditAmount("Credits given back for a dispute are a whole number, 0 or more.")
+    purchase_id = Dispute.objects.filter(pk=dispute.pk).values_list("purchase_id", flat=True).first()
+    purchase = Purchase.objects.select_for_update().filter(pk=purchase_id).first() if purchase_id else None
     dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
     if dispute.status != Dispute.Status.OPEN:
         raise DisputeNotOpen()
     if refund_credits:
+        refundable = selectors.get_dispute_refundable_credits(purchase=purchase)
+        if refund_credits > refundable:
+            raise DisputeRefundTooLarge(
+                f"At most {refundable:,} credits can be given back for this dispute: "
+                + (
+                    f"purchase #{purchase.pk} had {purchase.credits:,} credits, less what was already "
+                    "refunded or given back for it."
+                    if purchase is not None
+                    else "it is not linked to a completed purchase."
+                ),
+                refundable=refundable,
+            )
         credit_services.grant_credits(
             organization=dispute.organization,
             amount=refund_credits,
@@ -943,7 +967,7 @@ def resolve_dispute(*, dispute: Dispute, resolution: str, refund_credits: int = 
             kind=Transaction.Kind.DISPUTE_REFUND,
             reason=f"Dispute #{dispute.pk} resolved",
             idempotency_key=f"dispute:{dispute.pk}:refund",
-            metadata={"disputeId": dispute.pk},
+            metadata={"disputeId": dispute.pk, "purchaseId": purchase.pk},
             actor=actor,
         )
     dispute.status = Dispute.Status.RESOLVED
