@@ -12,7 +12,10 @@ class ApiKeyCreateForm(forms.Form):
         required=False,
         initial="query",
         max_length=500,
-        help_text="Comma-separated; names of a-z, 0-9, ':', '_' and '-'. Empty: query.",
+        help_text=(
+            "Comma-separated; names of a-z, 0-9, ':', '_' and '-'. Empty: query (usage and billing reads). "
+            "Add billing to let the key price and buy credits and change or cancel the plan."
+        ),
     )
     expires_at = forms.DateTimeField(
         required=False,

@@ -1,4 +1,9 @@
-"""Who may call the service API: service accounts authenticated with their token.
+"""Who may call the service API, and what a customer's API key may do on the customer API.
+
+`ApiKeyHasScope`: on a view with `required_api_key_scope`, a request authenticated with an
+API key needs that scope (403 `permission_denied` naming it); sessions are not affected.
+
+Service API: service accounts authenticated with their token.
 
 Use with `apikeys.authentication.SERVICE_AUTHENTICATION_CLASSES`: no or bad credentials are
 a 401 `not_authenticated`; a customer's session or API key, or the token of a user who is
@@ -17,6 +22,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.permissions import BasePermission
 
 from apikeys.authentication import token_cache_seconds
+from apikeys.models import ApiKey
 
 _permission_cache: dict[tuple[int, str], tuple[float, bool]] = {}
 _permission_cache_lock = threading.Lock()
@@ -49,6 +55,30 @@ def has_service_permission(user, perm: str) -> bool:
                 _permission_cache.clear()
             _permission_cache[cache_key] = (now + ttl, allowed)
     return allowed
+
+
+class ApiKeyHasScope(BasePermission):
+    """A request authenticated with a customer's API key needs the view's `required_api_key_scope`.
+
+    Scopes are free-form names chosen when the key is issued (default `["query"]`), so a key
+    made for querying cannot move money or change plans. A session, or any credential that
+    is not an API key, passes: the view's own rules (client admin or member) apply to it as
+    before. Put it after `IsAuthenticated`, so missing credentials stay a 401.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        scope = getattr(view, "required_api_key_scope", None)
+        if scope is None or not isinstance(request.auth, ApiKey):
+            return True
+        if scope in (request.auth.scopes or ()):
+            return True
+        # DRF builds the permission objects per request, so the message can name the scope.
+        self.message = missing_scope_message(scope)
+        return False
+
+
+def missing_scope_message(scope: str) -> str:
+    return f"This API key needs the `{scope}` scope: create a key with it to call this endpoint."
 
 
 class IsServiceAccount(BasePermission):

@@ -1,8 +1,10 @@
 """The customer billing API: prices, quotes, purchases, balance, history and the subscription.
 
 Session or API-key (`Authorization: Bearer cdk_live_...`) authentication; everything is
-scoped to the request's organization (accounts.scoping). Reads are open to every member;
-buying and changing the plan need a client admin. Money is a decimal string in `usd`.
+scoped to the request's organization (accounts.scoping). Reads are open to every member and
+every key. Pricing, buying and changing or canceling the plan (`BillingChangeApi`) need, with
+an API key, a key with the `billing` scope (a plain `query` key is a 403); buying and plan
+changes also need a client admin. Money is a decimal string in `usd`.
 """
 
 from typing import Any
@@ -19,6 +21,7 @@ from rest_framework.views import APIView
 
 from accounts.scoping import get_request_membership, get_request_organization
 from apikeys.authentication import ApiKeyAuthentication
+from apikeys.permissions import ApiKeyHasScope, missing_scope_message
 from apikeys.services import count_active_keys
 from billing import selectors, services
 from billing.models import Provider
@@ -26,7 +29,7 @@ from billing.pricing import money_str
 from billing.serializers import PlanSerializer, QuoteSerializer, plan_data
 from core.api import MAX_BIGINT, StrictCharField, StrictIntegerField, parse_positive_id
 from core.errors import Forbidden
-from core.schema import error_example
+from core.schema import ErrorSerializer, error_example
 from credits.selectors import MAX_PAGE_SIZE, get_wallet, list_wallet_entries
 
 QUOTE_EXAMPLE = {
@@ -48,6 +51,13 @@ UNAUTHENTICATED = error_example(
     "Not signed in", "not_authenticated", "Authentication credentials were not provided.", 401
 )
 NOT_ADMIN = error_example("Not a client admin", "permission_denied", "Only a client admin can do this.", 403)
+BILLING_SCOPE = "billing"
+SCOPE_MISSING = error_example(
+    "API key without the billing scope", "permission_denied", missing_scope_message(BILLING_SCOPE), 403
+)
+NOT_AUTHENTICATED_RESPONSE = OpenApiResponse(
+    ErrorSerializer, description="not_authenticated: no, or an invalid or inactive, credential"
+)
 
 
 class CustomerApi(APIView):
@@ -58,6 +68,17 @@ class CustomerApi(APIView):
         membership = get_request_membership(request)
         if membership is None or not membership.is_client_admin:
             raise Forbidden("Only a client admin can do this.")
+
+
+class BillingChangeApi(CustomerApi):
+    """Endpoints that price, buy or change the plan: an API key needs the `billing` scope.
+
+    A key issued for querying (the default scope, `query`) must not move money or change
+    plans; a session is unaffected. Checked before the body is read.
+    """
+
+    permission_classes = [IsAuthenticated, ApiKeyHasScope]
+    required_api_key_scope = BILLING_SCOPE
 
 
 # --- Prices ------------------------------------------------------------------------------
@@ -86,7 +107,7 @@ class CreditRateApi(CustomerApi):
                     "providers": serializers.ListField(child=serializers.CharField()),
                 },
             ),
-            401: OpenApiResponse(description="not_authenticated"),
+            401: OpenApiResponse(ErrorSerializer, description="not_authenticated"),
         },
         examples=[
             OpenApiExample(
@@ -345,7 +366,7 @@ class CreditTransactionsApi(CustomerApi):
 # --- Quotes and purchases ---------------------------------------------------------------------
 
 
-class PurchaseValidateApi(CustomerApi):
+class PurchaseValidateApi(BillingChangeApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PurchaseValidateInput"
@@ -364,16 +385,22 @@ class PurchaseValidateApi(CustomerApi):
         summary="Price credits: a quote kept for 30 minutes",
         description=(
             '`{"credits": N}` for a custom amount or `{"packageId": id}` for a pack, with an optional '
-            "`promoCode`. The answer is stored on our side; pay it with POST /api/credits/purchase."
+            "`promoCode`. The answer is stored on our side; pay it with POST /api/credits/purchase. "
+            "With an API key, the key needs the `billing` scope."
         ),
         request=InputSerializer,
         responses={
             200: QuoteSerializer,
             400: OpenApiResponse(
-                description="validation_error, invalid_credit_amount, promo_invalid, promo_not_active"
+                ErrorSerializer,
+                description="validation_error, invalid_credit_amount, promo_invalid, promo_not_active",
             ),
-            404: OpenApiResponse(description="unknown_package"),
-            409: OpenApiResponse(description="promo_exhausted, promo_already_redeemed"),
+            401: NOT_AUTHENTICATED_RESPONSE,
+            403: OpenApiResponse(
+                ErrorSerializer, description="permission_denied: an API key without the `billing` scope"
+            ),
+            404: OpenApiResponse(ErrorSerializer, description="unknown_package"),
+            409: OpenApiResponse(ErrorSerializer, description="promo_exhausted, promo_already_redeemed"),
         },
         examples=[
             OpenApiExample("Custom amount", value={"credits": 5000, "promoCode": "SPRING"}, request_only=True),
@@ -390,6 +417,8 @@ class PurchaseValidateApi(CustomerApi):
             error_example(
                 "Promo window", "promo_not_active", "The promotion code SPRING is not valid at this time.", 400
             ),
+            UNAUTHENTICATED,
+            SCOPE_MISSING,
         ],
     )
     def post(self, request: Request) -> Response:
@@ -406,7 +435,7 @@ class PurchaseValidateApi(CustomerApi):
         return Response(QuoteSerializer(quote).data)
 
 
-class PurchaseApi(CustomerApi):
+class PurchaseApi(BillingChangeApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "PurchaseInput"
@@ -420,7 +449,7 @@ class PurchaseApi(CustomerApi):
         description=(
             'Stripe and PayPal answer `{"checkoutUrl"}` where the customer pays; the credits arrive when the '
             "provider confirms the payment. The sandbox (DEBUG on, no payment keys) completes at once. "
-            "Needs a client admin."
+            "Needs a client admin; with an API key, the key needs the `billing` scope."
         ),
         request=InputSerializer,
         responses={
@@ -433,12 +462,21 @@ class PurchaseApi(CustomerApi):
                     "remainingCredits": serializers.IntegerField(required=False),
                 },
             ),
-            400: OpenApiResponse(description="validation_error, provider_unavailable, amount_too_small"),
-            403: OpenApiResponse(description="permission_denied, sandbox_disabled"),
-            404: OpenApiResponse(description="quote_not_found (also another organization's quote)"),
-            409: OpenApiResponse(description="quote_used, promo_exhausted, promo_already_redeemed"),
-            410: OpenApiResponse(description="quote_expired"),
-            502: OpenApiResponse(description="payment_provider_error"),
+            400: OpenApiResponse(
+                ErrorSerializer, description="validation_error, provider_unavailable, amount_too_small"
+            ),
+            401: NOT_AUTHENTICATED_RESPONSE,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "permission_denied (not a client admin, or an API key without the `billing` scope), "
+                    "sandbox_disabled"
+                ),
+            ),
+            404: OpenApiResponse(ErrorSerializer, description="quote_not_found (also another organization's quote)"),
+            409: OpenApiResponse(ErrorSerializer, description="quote_used, promo_exhausted, promo_already_redeemed"),
+            410: OpenApiResponse(ErrorSerializer, description="quote_expired"),
+            502: OpenApiResponse(ErrorSerializer, description="payment_provider_error"),
         },
         examples=[
             OpenApiExample(
@@ -460,6 +498,8 @@ class PurchaseApi(CustomerApi):
                 403,
             ),
             NOT_ADMIN,
+            SCOPE_MISSING,
+            UNAUTHENTICATED,
         ],
     )
     def post(self, request: Request) -> Response:
@@ -530,7 +570,7 @@ class SubscriptionApi(CustomerApi):
         return Response(subscription_data(get_request_organization(request)))
 
 
-class SubscriptionChangeApi(CustomerApi):
+class SubscriptionChangeApi(BillingChangeApi):
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "SubscriptionChangeInput"
@@ -544,10 +584,19 @@ class SubscriptionChangeApi(CustomerApi):
         description=(
             "With a live Stripe subscription the price changes at once with proration (an upgrade is invoiced "
             'now). Without one, a paid plan answers `{"checkoutUrl"}` (Stripe Checkout, subscription mode) or, in '
-            "the sandbox, changes at once. `free` cancels at the end of the period. Needs a client admin."
+            "the sandbox, changes at once. `free` cancels at the end of the period. Needs a client admin; with an "
+            "API key, the key needs the `billing` scope."
         ),
         request=InputSerializer,
-        responses={200: inline_serializer("SubscriptionChanged", {"success": serializers.BooleanField()})},
+        responses={
+            200: inline_serializer("SubscriptionChanged", {"success": serializers.BooleanField()}),
+            400: OpenApiResponse(ErrorSerializer, description="validation_error, unknown_plan, provider_unavailable"),
+            401: NOT_AUTHENTICATED_RESPONSE,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="permission_denied: not a client admin, or an API key without the `billing` scope",
+            ),
+        },
         examples=[
             OpenApiExample("Request", value={"plan": "professional"}, request_only=True),
             OpenApiExample(
@@ -558,6 +607,8 @@ class SubscriptionChangeApi(CustomerApi):
             ),
             error_example("Unknown plan", "unknown_plan", "There is no active plan with the code 'gold'.", 400),
             NOT_ADMIN,
+            SCOPE_MISSING,
+            UNAUTHENTICATED,
         ],
     )
     def post(self, request: Request) -> Response:
@@ -577,12 +628,21 @@ class SubscriptionChangeApi(CustomerApi):
         return Response({"success": True, **subscription_data(organization)})
 
 
-class SubscriptionCancelApi(CustomerApi):
+class SubscriptionCancelApi(BillingChangeApi):
     @extend_schema(
         operation_id="subscription_cancel",
         summary="Cancel the subscription at the end of the period",
+        description="Needs a client admin; with an API key, the key needs the `billing` scope.",
         request=None,
-        responses={200: inline_serializer("SubscriptionCanceled", {"success": serializers.BooleanField()})},
+        responses={
+            200: inline_serializer("SubscriptionCanceled", {"success": serializers.BooleanField()}),
+            401: NOT_AUTHENTICATED_RESPONSE,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="permission_denied: not a client admin, or an API key without the `billing` scope",
+            ),
+            409: OpenApiResponse(ErrorSerializer, description="no_subscription"),
+        },
         examples=[
             OpenApiExample(
                 "Canceled",
@@ -591,6 +651,8 @@ class SubscriptionCancelApi(CustomerApi):
             ),
             error_example("None", "no_subscription", "Your organization has no paid subscription.", 409),
             NOT_ADMIN,
+            SCOPE_MISSING,
+            UNAUTHENTICATED,
         ],
     )
     def post(self, request: Request) -> Response:

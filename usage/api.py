@@ -29,7 +29,7 @@ from accounts.scoping import scope_queryset
 from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES, ApiKeyAuthentication, CachedTokenAuthentication
 from apikeys.permissions import IsServiceAccount
 from core.api import parse_positive_id, read_json_object
-from core.schema import error_example
+from core.schema import ErrorSerializer, error_example
 from credits.models import Account
 from usage import selectors, services
 from usage.errors import UnknownUser
@@ -48,20 +48,6 @@ from usage.serializers import (
 def iso_utc(value: datetime) -> str:
     """ISO-8601 in UTC ending in Z, always with microseconds (a replay prints the same text)."""
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The error envelope of every API error."""
-
-    success = serializers.BooleanField(default=False)
-    error = serializers.CharField(help_text="Stable error code.")
-    detail = serializers.CharField()
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="validation_error only: messages per field (body-level under non_field_errors).",
-    )
-    remainingCredits = serializers.IntegerField(required=False, help_text="insufficient_credits only.")
 
 
 AUTH_ERRORS = [
