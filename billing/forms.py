@@ -13,15 +13,19 @@ class QuoteForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not data.get("package") and not data.get("credits"):
+        if not data.get("package") and not data.get("credits") and "credits" not in self.errors:
             raise forms.ValidationError("Choose a pack or enter a number of credits.")
         return data
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["credits"].widget.attrs.update(
-            {"min": settings.BILLING_MIN_CUSTOM_CREDITS, "max": settings.BILLING_MAX_CUSTOM_CREDITS, "step": 1}
-        )
+        low, high = settings.BILLING_MIN_CUSTOM_CREDITS, settings.BILLING_MAX_CUSTOM_CREDITS
+        credits = self.fields["credits"]
+        credits.widget.attrs.update({"min": low, "max": high, "step": 1})
+        # The service refuses amounts outside the range with this message (billing.services);
+        # a negative, a fraction or a word gets the same, not Django's "greater than or equal to 1".
+        message = f"Buy from {low:,} to {high:,} credits."
+        credits.error_messages.update({"invalid": f"Enter a whole number of credits. {message}", "min_value": message})
 
 
 class PayForm(forms.Form):

@@ -42,6 +42,28 @@ def test_buying_without_javascript_quotes_then_pays_through_the_sandbox(sandbox,
     assert get_balance(organization_id=organization.pk) == 1000
 
 
+@pytest.mark.parametrize(
+    ("credits", "message"),
+    [
+        ("-5", "Buy from 10 to 1,000,000 credits."),
+        ("0", "Buy from 10 to 1,000,000 credits."),
+        ("5", "Buy from 10 to 1,000,000 credits."),
+        ("1.5", "Enter a whole number of credits. Buy from 10 to 1,000,000 credits."),
+        ("abc", "Enter a whole number of credits. Buy from 10 to 1,000,000 credits."),
+        ("", "Choose a pack or enter a number of credits."),
+    ],
+)
+def test_a_bad_amount_on_the_buy_page_says_what_to_enter(sandbox, client, owner, credits, message):
+    client.force_login(owner)
+
+    response = client.post(reverse("billing:buy"), {"credits": credits, "promo_code": ""})
+
+    page = response.content.decode()
+    assert message in page
+    assert "Choose a pack or enter a number of credits." not in page or not credits
+    assert not Quote.objects.exists()
+
+
 def test_history_and_receipt_show_the_purchase(bought, client, owner):
     client.force_login(owner)
     history = client.get(reverse("billing:history")).content.decode()
