@@ -9,7 +9,7 @@ from apikeys.authentication import SERVICE_AUTHENTICATION_CLASSES
 from apikeys.permissions import IsServiceAccount
 from apikeys.selectors import verify_api_key
 from core.api import StrictCharField, read_json_object
-from core.schema import error_example
+from core.schema import ErrorSerializer, error_example
 
 EXAMPLE_KEY = "cdk_live_EXAMPLE-not-a-real-key-0123456789abcdefgh"
 
@@ -56,9 +56,13 @@ class ApiKeyVerifyApi(APIView):
         request=InputSerializer,
         responses={
             200: OutputSerializer,
-            400: OpenApiResponse(description="`key` missing, empty or not a string: validation_error."),
-            401: OpenApiResponse(description="No or bad credentials: not_authenticated."),
-            403: OpenApiResponse(description="Not a service token (a session, an API key): permission_denied."),
+            400: OpenApiResponse(
+                ErrorSerializer, description="`key` missing, empty or not a string: validation_error."
+            ),
+            401: OpenApiResponse(ErrorSerializer, description="No or bad credentials: not_authenticated."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Not a service token (a session, an API key): permission_denied."
+            ),
         },
         examples=[
             OpenApiExample("Request", value={"key": EXAMPLE_KEY}, request_only=True),

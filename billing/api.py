@@ -158,7 +158,8 @@ class CreditPackagesApi(CustomerApi):
             200: inline_serializer(
                 "CreditPackages",
                 {"packages": serializers.ListField(child=serializers.DictField())},
-            )
+            ),
+            401: NOT_AUTHENTICATED_RESPONSE,
         },
         examples=[
             OpenApiExample(
@@ -211,7 +212,8 @@ class CreditBalanceApi(CustomerApi):
                     "plan": serializers.CharField(),
                     "updatedAt": serializers.DateTimeField(),
                 },
-            )
+            ),
+            401: NOT_AUTHENTICATED_RESPONSE,
         },
         examples=[
             OpenApiExample(
@@ -251,7 +253,11 @@ class CreditSummaryApi(CustomerApi):
         operation_id="credits_summary",
         summary="Credits in and out over the last days",
         parameters=[OpenApiParameter("days", int, description="1 to 366, default 30.")],
-        responses={200: inline_serializer("CreditSummary", {"balance": serializers.IntegerField()})},
+        responses={
+            200: inline_serializer("CreditSummary", {"balance": serializers.IntegerField()}),
+            400: OpenApiResponse(ErrorSerializer, description="validation_error: `days` out of range"),
+            401: NOT_AUTHENTICATED_RESPONSE,
+        },
         examples=[
             OpenApiExample(
                 "Summary",
@@ -274,6 +280,7 @@ class CreditSummaryApi(CustomerApi):
             error_example(
                 "Bad days", "validation_error", "Invalid input.", 400, fields={"days": ["Must be 1 to 366."]}
             ),
+            UNAUTHENTICATED,
         ],
     )
     def get(self, request: Request) -> Response:
@@ -309,7 +316,11 @@ class CreditTransactionsApi(CustomerApi):
             OpenApiParameter("before", int, description="Entry id to continue before."),
             OpenApiParameter("limit", int, description=f"1 to {MAX_PAGE_SIZE}, default 50."),
         ],
-        responses={200: inline_serializer("CreditTransactions", {"nextBefore": serializers.IntegerField()})},
+        responses={
+            200: inline_serializer("CreditTransactions", {"nextBefore": serializers.IntegerField()}),
+            400: OpenApiResponse(ErrorSerializer, description="validation_error: `before` or `limit` out of range"),
+            401: NOT_AUTHENTICATED_RESPONSE,
+        },
         examples=[
             OpenApiExample(
                 "Page",
@@ -332,6 +343,7 @@ class CreditTransactionsApi(CustomerApi):
             error_example(
                 "Bad cursor", "validation_error", "Invalid input.", 400, fields={"before": ["Must be an integer."]}
             ),
+            UNAUTHENTICATED,
         ],
     )
     def get(self, request: Request) -> Response:
@@ -488,6 +500,12 @@ class PurchaseApi(BillingChangeApi):
             OpenApiExample(
                 "Sandbox", value={"success": True, "credits": 5000, "remainingCredits": 9200}, response_only=True
             ),
+            error_example(
+                "Provider not configured", "provider_unavailable", "Stripe is not configured on this server.", 400
+            ),
+            error_example(
+                "Too small", "amount_too_small", "Card and PayPal payments need a total of at least $0.50.", 400
+            ),
             error_example("Expired", "quote_expired", "This quote has expired: ask for a new one.", 410),
             error_example("Used", "quote_used", "This quote was already used for a purchase: ask for a new one.", 409),
             error_example("Unknown", "quote_not_found", "There is no such quote.", 404),
@@ -562,7 +580,8 @@ class SubscriptionApi(CustomerApi):
         operation_id="subscription",
         summary="The organization's plan and subscription",
         responses={
-            200: inline_serializer("Subscription", {"plan": PlanSerializer(), "status": serializers.CharField()})
+            200: inline_serializer("Subscription", {"plan": PlanSerializer(), "status": serializers.CharField()}),
+            401: NOT_AUTHENTICATED_RESPONSE,
         },
         examples=[OpenApiExample("Subscription", value=SUBSCRIPTION_EXAMPLE, response_only=True), UNAUTHENTICATED],
     )
@@ -667,7 +686,10 @@ class SubscriptionQuotasApi(CustomerApi):
     @extend_schema(
         operation_id="subscription_quotas",
         summary="The plan's quotas and how much of them is used",
-        responses={200: inline_serializer("Quotas", {"plan": serializers.CharField()})},
+        responses={
+            200: inline_serializer("Quotas", {"plan": serializers.CharField()}),
+            401: NOT_AUTHENTICATED_RESPONSE,
+        },
         examples=[
             OpenApiExample(
                 "Quotas",

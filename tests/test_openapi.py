@@ -83,3 +83,30 @@ def test_the_docs_pages_serve_their_own_assets(client, path):
 
     assert "/static/drf_spectacular_sidecar/" in page
     assert not re.search(r"""(?:src|href)=["'](?:https?:)?//""", page), "an asset from another host"
+
+
+def _operations(schema):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_every_api_error_status_has_an_example_of_the_envelope(schema):
+    missing = [
+        f"{method.upper()} {path} {status}"
+        for path, method, operation in _operations(schema)
+        for status in operation["responses"]
+        if status.startswith("4") and not _examples(operation, status)
+    ]
+
+    assert not missing, missing
+
+
+def test_every_endpoint_that_needs_credentials_documents_the_401(schema):
+    missing = [
+        f"{method.upper()} {path}"
+        for path, method, operation in _operations(schema)
+        if operation.get("security") and "401" not in operation["responses"]
+    ]
+
+    assert not missing, missing
