@@ -1,5 +1,6 @@
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
+from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -178,6 +179,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
             "emails": EmailAddress.objects.filter(user=request.user).order_by("-primary", "email"),
             "mfa_enabled": is_mfa_enabled(request.user),
             "social_accounts": SocialAccount.objects.filter(user=request.user).count(),
+            "social_providers": [provider.name for provider in get_social_adapter().list_providers(request)],
         },
     )
 

@@ -9,6 +9,7 @@ import pytest
 import responses
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount, SocialApp
+from django.urls import reverse
 
 from accounts.models import User
 from tests.accounts.helpers import log_in
@@ -169,3 +170,21 @@ def test_an_unconfigured_provider_is_not_found(client, settings):
     settings.SOCIALACCOUNT_PROVIDERS = {}
     assert client.post("/accounts/google/login/").status_code == 404
     assert client.get("/accounts/oidc/linkedin/login/").status_code == 404
+
+
+def test_the_settings_page_names_the_providers_this_site_offers(client, owner, social_apps):
+    client.force_login(owner)
+
+    page = client.get(reverse("accounts_settings")).content.decode()
+
+    assert "this site offers Google, GitHub, Microsoft, LinkedIn." in page
+    assert reverse("socialaccount_connections") in page
+
+
+def test_the_settings_page_says_when_no_provider_is_set_up(client, owner, settings):
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    client.force_login(owner)
+
+    page = client.get(reverse("accounts_settings")).content.decode()
+
+    assert "This site has no Google, GitHub, Microsoft or LinkedIn log-in set up." in page
