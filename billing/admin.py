@@ -203,6 +203,7 @@ class DisputeAdmin(admin.ModelAdmin):
         "opened_by",
         "resolution",
         "credits_refunded",
+        "money_lost",
         "resolved_by",
         "created_at",
         "resolved_at",

@@ -336,6 +336,9 @@ class Dispute(models.Model):
     )
     resolution = models.TextField(blank=True)
     credits_refunded = models.PositiveIntegerField(default=0)
+    # A Stripe chargeback closed as lost: the money the bank took back, whose share of the
+    # purchase's credits is taken back as a refund's would be (billing.services).
+    money_lost = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -691,33 +691,57 @@ def record_stripe_refund(*, charge: dict) -> Purchase:
     refunded_cents = min(int(charge.get("amount_refunded") or 0), paid_cents)
     if paid_cents <= 0 or _cents(refunded_cents) <= purchase.refunded_amount:
         return purchase
-    target = purchase.credits * refunded_cents // paid_cents
-    already = purchase.credits_reclaimed + purchase.credits_shortfall
-    delta = target - already
-    shortfall = 0
-    if delta > 0:
-        _, shortfall = credit_services.reclaim_credits(
-            organization=purchase.organization,
-            amount=delta,
-            kind=Transaction.Kind.REFUND,
-            source=system_accounts.REFUNDS,
-            reason=f"Refund of purchase #{purchase.pk}",
-            idempotency_key=f"stripe:refund:{charge.get('id')}:{refunded_cents}",
-            metadata={"purchaseId": purchase.pk, "chargeId": charge.get("id")},
-        )
-        purchase.credits_reclaimed += delta - shortfall
-        purchase.credits_shortfall += shortfall
+    _take_back_share(
+        purchase,
+        money_back_cents=refunded_cents + _lost_to_chargebacks_cents(purchase),
+        paid_cents=paid_cents,
+        reason=f"Refund of purchase #{purchase.pk}",
+        idempotency_key=f"stripe:refund:{charge.get('id')}:{refunded_cents}",
+        metadata={"purchaseId": purchase.pk, "chargeId": charge.get("id")},
+    )
     purchase.refunded_amount = min(_cents(refunded_cents), purchase.amount)
     purchase.status = Purchase.Status.REFUNDED if refunded_cents >= paid_cents else Purchase.Status.PARTIALLY_REFUNDED
     purchase.save(update_fields=["refunded_amount", "status", "credits_reclaimed", "credits_shortfall"])
+    return purchase
+
+
+def _lost_to_chargebacks_cents(purchase: Purchase) -> int:
+    lost = Dispute.objects.filter(purchase=purchase).aggregate(total=Sum("money_lost"))["total"] or 0
+    return int(lost * 100)
+
+
+def _take_back_share(
+    purchase: Purchase, *, money_back_cents: int, paid_cents: int, reason: str, idempotency_key: str, metadata: dict
+) -> None:
+    """Bring what was taken back of a locked purchase's credits up to the share of its money
+    that went back (refunds and lost chargebacks together): `credits x back / paid`.
+
+    What the customer already spent is taken down to the overdraft limit; the rest is
+    recorded on the purchase (`credits_shortfall`) and in the audit log for staff. The
+    caller saves the purchase.
+    """
+    target = purchase.credits * min(money_back_cents, paid_cents) // paid_cents
+    delta = target - purchase.credits_reclaimed - purchase.credits_shortfall
+    if delta <= 0:
+        return
+    _, shortfall = credit_services.reclaim_credits(
+        organization=purchase.organization,
+        amount=delta,
+        kind=Transaction.Kind.REFUND,
+        source=system_accounts.REFUNDS,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        metadata=metadata,
+    )
+    purchase.credits_reclaimed += delta - shortfall
+    purchase.credits_shortfall += shortfall
     if shortfall:
         record_audit(
             event="refund_shortfall",
             organization=purchase.organization,
             target=f"purchase:{purchase.pk}",
-            new={"requested": delta, "shortfall": shortfall, "chargeId": charge.get("id")},
+            new={"requested": delta, "shortfall": shortfall, **metadata},
         )
-    return purchase
 
 
 @transaction.atomic
@@ -746,6 +770,55 @@ def record_stripe_dispute(*, dispute: dict) -> Dispute:
         new={"source": "stripe", "disputeId": dispute["id"], "purchase": purchase.pk},
     )
     return created
+
+
+@transaction.atomic
+def record_stripe_dispute_closed(*, dispute: dict) -> Dispute:
+    """`charge.dispute.closed`: a chargeback Stripe has decided.
+
+    Lost, the bank took the disputed money back: the purchase's credits are taken back in
+    the same share as a refund's, counted together with the charge's refunds, once however
+    often the event comes. An open dispute is resolved with the outcome; one staff resolved
+    already keeps its resolution (what it gave back stays counted against the purchase).
+    """
+    record_stripe_dispute(dispute=dispute)
+    found = Dispute.objects.get(stripe_dispute_id=dispute["id"])
+    purchase = Purchase.objects.select_for_update().get(pk=found.purchase_id)
+    found = Dispute.objects.select_for_update().get(pk=found.pk)
+    status = dispute.get("status") or "closed"
+    lost = _cents(dispute.get("amount")) if status == "lost" else Decimal("0.00")
+    outcome = f"Closed by Stripe: {status}."
+    changed = False
+    if lost and not found.money_lost:
+        changed = True
+        found.money_lost = min(lost, purchase.amount)
+        found.save(update_fields=["money_lost"])
+        paid_cents = int(purchase.amount * 100)
+        if paid_cents > 0:
+            _take_back_share(
+                purchase,
+                money_back_cents=int(purchase.refunded_amount * 100) + _lost_to_chargebacks_cents(purchase),
+                paid_cents=paid_cents,
+                reason=f"Chargeback lost on purchase #{purchase.pk}",
+                idempotency_key=f"stripe:dispute-lost:{dispute['id']}",
+                metadata={"purchaseId": purchase.pk, "disputeId": dispute["id"]},
+            )
+            purchase.save(update_fields=["credits_reclaimed", "credits_shortfall"])
+        outcome = f"Lost at Stripe: the bank took back {found.money_lost} {purchase.currency.upper()}."
+    if found.status == Dispute.Status.OPEN:
+        changed = True
+        found.status = Dispute.Status.RESOLVED
+        found.resolution = outcome
+        found.resolved_at = timezone.now()
+        found.save(update_fields=["status", "resolution", "resolved_at"])
+    if changed:
+        record_audit(
+            event="dispute_closed",
+            organization=found.organization,
+            target=f"dispute:{found.pk}",
+            new={"source": "stripe", "disputeId": dispute["id"], "status": status, "moneyLost": str(found.money_lost)},
+        )
+    return found
 
 
 # --- PayPal ------------------------------------------------------------------------------
@@ -1011,6 +1084,7 @@ def install_stripe_webhook_endpoint(*, secret: str, endpoint_id: str = "we_credi
                 "customer.subscription.deleted",
                 "charge.refunded",
                 "charge.dispute.created",
+                "charge.dispute.closed",
             ],
             "status": "enabled",
             "url": url or f"{settings.SITE_URL.rstrip('/')}/stripe/webhook/",

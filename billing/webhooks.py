@@ -45,3 +45,8 @@ def on_charge_refunded(sender, event, **kwargs):
 @djstripe_receiver("charge.dispute.created")
 def on_charge_dispute_created(sender, event, **kwargs):
     services.record_stripe_dispute(dispute=event.data["object"])
+
+
+@djstripe_receiver("charge.dispute.closed")
+def on_charge_dispute_closed(sender, event, **kwargs):
+    services.record_stripe_dispute_closed(dispute=event.data["object"])

@@ -289,6 +289,96 @@ def test_a_stripe_dispute_flags_the_organization_once(fake_stripe, deliver, orga
     assert flagged.purchase == purchase
 
 
+def stripe_dispute(fake_stripe, purchase: Purchase, *, amount: int, status: str) -> dict:
+    charge = charge_for(fake_stripe, purchase)
+    return fake_stripe.put(
+        {
+            "id": new_id("dp"),
+            "object": "dispute",
+            "amount": amount,
+            "currency": "usd",
+            "charge": charge["id"],
+            "payment_intent": purchase.provider_payment_id,
+            "reason": "fraudulent",
+            "status": status,
+            "balance_transactions": [],
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+
+
+def paid_stripe_purchase(fake_stripe, deliver, organization, owner) -> Purchase:
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)  # $95.00
+    deliver(stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase)))
+    purchase.refresh_from_db()
+    return purchase
+
+
+def test_a_lost_chargeback_takes_back_the_purchases_credits_once(fake_stripe, deliver, organization, owner):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    opened = stripe_dispute(fake_stripe, purchase, amount=9500, status="needs_response")
+    deliver(stripe_event("charge.dispute.created", opened))
+    closed = {**opened, "status": "lost"}
+
+    for _ in range(2):
+        assert deliver(stripe_event("charge.dispute.closed", closed)).status_code == 200
+
+    purchase.refresh_from_db()
+    dispute = Dispute.objects.get()
+    assert balance(organization) == 0
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (1000, 0)
+    assert (dispute.status, dispute.money_lost) == ("resolved", Decimal("95.00"))
+    assert dispute.resolution == "Lost at Stripe: the bank took back 95.00 USD."
+    assert Transaction.objects.filter(kind=Transaction.Kind.REFUND).count() == 1
+
+
+def test_a_lost_chargeback_counts_with_refunds_and_what_was_spent(fake_stripe, deliver, organization, owner):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    spend_credits(organization=organization, amount=700, reason="usage", idempotency_key="t:spend")
+    deliver(stripe_event("charge.refunded", charge_for(fake_stripe, purchase, refunded_cents=2375)))  # a quarter
+    closed = stripe_dispute(fake_stripe, purchase, amount=4750, status="lost")  # half, never seen open
+
+    assert deliver(stripe_event("charge.dispute.closed", closed)).status_code == 200
+
+    purchase.refresh_from_db()
+    # Three quarters of the money went back: 750 credits, of which 450 were already spent.
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (300, 450)
+    assert balance(organization) == 0
+    assert Dispute.objects.get().money_lost == Decimal("47.50")
+
+
+def test_a_won_chargeback_resolves_the_dispute_and_takes_nothing(fake_stripe, deliver, organization, owner):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    opened = stripe_dispute(fake_stripe, purchase, amount=9500, status="needs_response")
+    deliver(stripe_event("charge.dispute.created", opened))
+
+    deliver(stripe_event("charge.dispute.closed", {**opened, "status": "won"}))
+
+    dispute = Dispute.objects.get()
+    assert (dispute.status, dispute.resolution, dispute.money_lost) == ("resolved", "Closed by Stripe: won.", 0)
+    assert balance(organization) == 1000
+
+
+def test_a_chargeback_lost_after_staff_resolved_it_keeps_their_resolution_and_takes_the_credits(
+    fake_stripe, deliver, organization, owner, staff
+):
+    from billing.services import resolve_dispute
+
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    opened = stripe_dispute(fake_stripe, purchase, amount=9500, status="needs_response")
+    deliver(stripe_event("charge.dispute.created", opened))
+    resolve_dispute(dispute=Dispute.objects.get(), resolution="Contested with evidence.", actor=staff)
+
+    deliver(stripe_event("charge.dispute.closed", {**opened, "status": "lost"}))
+
+    dispute = Dispute.objects.get()
+    assert dispute.resolution == "Contested with evidence."
+    assert dispute.money_lost == Decimal("95.00")
+    assert balance(organization) == 0
+
+
 # --- Subscriptions --------------------------------------------------------------------------------
 
 
@@ -568,3 +658,7 @@ def test_the_customer_portal_redirects_to_stripe(fake_stripe, stripe_prices, del
 
 def test_webhook_secret_is_the_endpoints(stripe_endpoint):
     assert stripe_endpoint.secret == STRIPE_SECRET
+
+
+def test_the_endpoint_subscribes_to_refunds_and_chargebacks_opened_and_closed(stripe_endpoint):
+    assert {"charge.refunded", "charge.dispute.created", "charge.dispute.closed"} <= set(stripe_endpoint.enabled_events)
