@@ -25,7 +25,7 @@ from accounts.services import create_customer, invite_member
 pytestmark = pytest.mark.django_db
 
 # Not customer pages: staff-only admin, static files, API documentation, health probes.
-SKIPPED_PREFIXES = ("admin/", "static/", "api/schema/", "api/docs/", "api/redoc/", "health", "ready")
+SKIPPED_PREFIXES = ("admin/", "static/", "api/schema/", "api/docs/", "health", "ready")
 
 # url name -> kwargs built from A's objects (see `org_a`).
 OBJECT_URLS = {
