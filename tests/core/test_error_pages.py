@@ -45,3 +45,16 @@ def test_a_server_error_is_the_sites_500(production, settings, owner):
 
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.content.decode()
+
+
+def test_a_form_sent_without_its_csrf_token_is_the_sites_page_and_changes_nothing(owner, organization):
+    from credits.selectors import get_wallet
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+
+    response = client.post(reverse("accounts_organization_settings"), {"low_credit_threshold": "500"})
+
+    assert response.status_code == 403
+    assert "<h1>The form has expired</h1>" in response.content.decode()
+    assert get_wallet(organization=organization).low_credit_threshold is None
