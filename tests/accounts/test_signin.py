@@ -21,6 +21,8 @@ def test_sign_up_sends_a_verification_email_and_the_verified_user_can_log_in(cli
     assert response["Location"] == "/accounts/confirm-email/"
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["fresh@example.test"]
+    # Named after the product, not the host the request came to (there is no Sites framework).
+    assert mail.outbox[0].body.startswith("Hello from Creditdesk!")
 
     # Unverified: log-in stops at "verify your email".
     response = log_in(client, "fresh@example.test", "a-long-unusual-pass-42")
