@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 from apikeys.authentication import clear_token_cache
 from apikeys.permissions import clear_permission_cache
 from apikeys.services import create_service_account, issue_api_key
+from credits.models import Entry, Transaction
 from credits.services import grant_credits
+from usage.models import UsageEvent
 
 
 @contextmanager
@@ -18,6 +20,11 @@ def rolled_back():
     with transaction.atomic():
         yield
         transaction.set_rollback(True)
+
+
+def ledger_rows() -> tuple[int, int, int]:
+    """How many transactions, entries and usage events there are."""
+    return Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count()
 
 
 @pytest.fixture(autouse=True)

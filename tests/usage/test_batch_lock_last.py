@@ -6,9 +6,10 @@ report or operator does) and checks the answers, the ledger and which path poste
 
 import pytest
 
-from credits.models import Account, Entry, Transaction
+from credits.models import Account
 from credits.selectors import verify_ledger
 from credits.services import grant_credits, pause_credits, set_wallet, spend_credits
+from tests.usage.conftest import ledger_rows
 from usage import services
 from usage.models import UsageEvent
 
@@ -59,10 +60,6 @@ def after_the_read(monkeypatch):
 
 def wallet_of(organization) -> Account:
     return Account.objects.get(organization=organization)
-
-
-def ledger_rows() -> tuple[int, int, int]:
-    return Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count()
 
 
 def test_a_balance_that_moved_after_the_read_gives_the_locked_balances(post_batch, event, funded, after_the_read):

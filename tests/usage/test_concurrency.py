@@ -2,6 +2,7 @@
 
 import threading
 from collections import defaultdict
+from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
@@ -10,11 +11,12 @@ from rest_framework.test import APIClient
 
 from apikeys.services import create_service_account, issue_api_key
 from credits.errors import InsufficientCredits
-from credits.models import Account, Entry, Transaction
+from credits.models import Account
 from credits.selectors import verify_ledger
 from credits.services import grant_credits, spend_credits
 from tests.credits.conftest import wait_for_a_lock_waiter
 from tests.factories import CustomerFactory
+from tests.usage.conftest import ledger_rows
 from usage.models import UsageEvent
 from usage.services import UsageReport, record_usage
 
@@ -150,13 +152,10 @@ def test_concurrent_batches_and_singles_on_one_wallet_stay_exact(hot_wallet, red
     assert (stored["balance"], stored["version"]) == (str(wallet.balance), str(wallet.version))
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves_nothing(hot_wallet):
-    """The report's statement checks the wallet, writes before the lock, then finds it emptied;
-    decided again, the report is refused."""
-    user, organization, key, token = hot_wallet
-    before = (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count())
+@contextmanager
+def wallet_emptied_while_the_report_waits(organization):
+    """Another connection spends the wallet's 1,000 credits and holds its lock until the block's
+    report statement waits on it; yields `outcome`, whose "waited" says whether it did."""
     holding = threading.Event()
     outcome = {}
 
@@ -172,20 +171,29 @@ def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves
     emptier = threading.Thread(target=empty_the_wallet)
     emptier.start()
     holding.wait(timeout=10)
+    try:
+        yield outcome
+    finally:
+        emptier.join()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_report_that_waited_for_a_wallet_emptied_meanwhile_is_a_402_and_leaves_nothing(hot_wallet):
+    """The report's statement checks the wallet, writes before the lock, then finds it emptied;
+    decided again, the report is refused."""
+    user, organization, key, token = hot_wallet
+    before = ledger_rows()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     body = {"userId": user.pk, "apiKeyId": key.pk, "creditsUsed": 5, "queryType": "standard", "eventId": "late"}
-    response = client.post("/api/usage/report", body, format="json")
-    emptier.join()
+    with wallet_emptied_while_the_report_waits(organization) as outcome:
+        response = client.post("/api/usage/report", body, format="json")
 
     assert outcome["waited"] is True
     assert response.status_code == 402
     assert (response.json()["error"], response.json()["remainingCredits"]) == ("insufficient_credits", 0)
-    assert (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count()) == (
-        before[0] + 1,
-        before[1] + 2,
-        before[2],
-    )
+    assert ledger_rows() == (before[0] + 1, before[1] + 2, before[2])
     assert verify_ledger().ok
     # the refusal was not remembered: a retry after a top-up is recorded
     grant_credits(organization=organization, amount=10, reason="top-up")
@@ -198,33 +206,17 @@ def test_in_a_callers_transaction_a_report_refused_after_waiting_leaves_it_commi
     """Inside a caller's transaction the zero-sum check waits for the caller's commit: the report's
     savepoint must drop what it wrote before the lock, or that commit would fail."""
     user, organization, key, _ = hot_wallet
-    before = (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count())
-    holding = threading.Event()
-    outcome = {}
-
-    def empty_the_wallet():
-        try:
-            with transaction.atomic():
-                spend_credits(organization=organization, amount=1000)  # holds the wallet's lock
-                holding.set()
-                outcome["waited"] = wait_for_a_lock_waiter("WITH c AS")  # the report statement
-        finally:
-            connection.close()
-
-    emptier = threading.Thread(target=empty_the_wallet)
-    emptier.start()
-    holding.wait(timeout=10)
+    before = ledger_rows()
     report = UsageReport(user_id=user.pk, api_key_id=key.pk, credits=5, query_type="standard", idempotency_key="tx")
-    # the caller's transaction, committed after the refusal
-    with transaction.atomic(), pytest.raises(InsufficientCredits) as refused:
+    # the caller's transaction (inner), committed after the refusal
+    with (
+        wallet_emptied_while_the_report_waits(organization) as outcome,
+        transaction.atomic(),
+        pytest.raises(InsufficientCredits) as refused,
+    ):
         record_usage(report=report)
-    emptier.join()
 
     assert outcome["waited"] is True
     assert refused.value.extra == {"remainingCredits": 0}
-    assert (Transaction.objects.count(), Entry.objects.count(), UsageEvent.objects.count()) == (
-        before[0] + 1,
-        before[1] + 2,
-        before[2],
-    )
+    assert ledger_rows() == (before[0] + 1, before[1] + 2, before[2])
     assert verify_ledger().ok
