@@ -22,6 +22,11 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def cents(amount: Decimal) -> int:
+    """A money amount in whole cents, as Stripe counts it."""
+    return int((amount * 100).to_integral_value())
+
+
 def money_str(value: Decimal) -> str:
     return str(money(value))
 

@@ -706,8 +706,8 @@ def record_stripe_refund(*, charge: dict) -> Purchase:
 
 
 def _lost_to_chargebacks_cents(purchase: Purchase) -> int:
-    lost = Dispute.objects.filter(purchase=purchase).aggregate(total=Sum("money_lost"))["total"] or 0
-    return int(lost * 100)
+    lost = Dispute.objects.filter(purchase=purchase).aggregate(total=Sum("money_lost"))["total"]
+    return pricing.cents(lost or Decimal("0"))
 
 
 def _take_back_share(
@@ -781,8 +781,7 @@ def record_stripe_dispute_closed(*, dispute: dict) -> Dispute:
     often the event comes. An open dispute is resolved with the outcome; one staff resolved
     already keeps its resolution (what it gave back stays counted against the purchase).
     """
-    record_stripe_dispute(dispute=dispute)
-    found = Dispute.objects.get(stripe_dispute_id=dispute["id"])
+    found = record_stripe_dispute(dispute=dispute)
     purchase = Purchase.objects.select_for_update().get(pk=found.purchase_id)
     found = Dispute.objects.select_for_update().get(pk=found.pk)
     status = dispute.get("status") or "closed"
@@ -793,11 +792,11 @@ def record_stripe_dispute_closed(*, dispute: dict) -> Dispute:
         changed = True
         found.money_lost = min(lost, purchase.amount)
         found.save(update_fields=["money_lost"])
-        paid_cents = int(purchase.amount * 100)
+        paid_cents = pricing.cents(purchase.amount)
         if paid_cents > 0:
             _take_back_share(
                 purchase,
-                money_back_cents=int(purchase.refunded_amount * 100) + _lost_to_chargebacks_cents(purchase),
+                money_back_cents=pricing.cents(purchase.refunded_amount) + _lost_to_chargebacks_cents(purchase),
                 paid_cents=paid_cents,
                 reason=f"Chargeback lost on purchase #{purchase.pk}",
                 idempotency_key=f"stripe:dispute-lost:{dispute['id']}",

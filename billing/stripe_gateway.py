@@ -5,7 +5,6 @@ metadata only to find the purchase again, never to decide what is granted.
 """
 
 import time
-from decimal import Decimal
 from typing import Any
 
 import stripe
@@ -16,6 +15,7 @@ from djstripe.settings import djstripe_settings
 from accounts.models import Organization
 from billing.errors import PaymentProviderError
 from billing.models import Plan, Purchase, Subscription
+from billing.pricing import cents
 
 # Stripe lets a Checkout Session live from 30 minutes to 24 hours.
 CHECKOUT_LIFETIME_SECONDS = 60 * 60
@@ -33,10 +33,6 @@ def _options(idempotency_key: str | None = None) -> dict[str, Any]:
 
 def _url(name: str, query: str = "") -> str:
     return f"{settings.SITE_URL.rstrip('/')}{reverse(name)}{query}"
-
-
-def cents(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_value())
 
 
 def create_purchase_checkout(*, purchase: Purchase) -> tuple[str, str]:
