@@ -107,7 +107,7 @@ class CreditRateApi(CustomerApi):
                     "providers": serializers.ListField(child=serializers.CharField()),
                 },
             ),
-            401: OpenApiResponse(ErrorSerializer, description="not_authenticated"),
+            401: NOT_AUTHENTICATED_RESPONSE,
         },
         examples=[
             OpenApiExample(
