@@ -17,14 +17,17 @@ M = TypeVar("M", bound=Model)
 
 
 def get_request_membership(request: HttpRequest) -> Membership | None:
-    """The membership the request acts under (cached on the request)."""
+    """The membership the request acts under (cached on the request): with an API key, its
+    creator's membership in the key's organization (None once they have left it)."""
     if not hasattr(request, "_creditdesk_membership"):
         user = getattr(request, "user", None)
         membership = None
         if user is not None and user.is_authenticated:
-            membership = (
-                Membership.objects.select_related("organization", "organization__plan").filter(user=user).first()
-            )
+            memberships = Membership.objects.select_related("organization", "organization__plan").filter(user=user)
+            key_organization = getattr(getattr(request, "auth", None), "organization", None)
+            if isinstance(key_organization, Organization):
+                memberships = memberships.filter(organization=key_organization)
+            membership = memberships.first()
         request._creditdesk_membership = membership
     return request._creditdesk_membership
 

@@ -23,6 +23,7 @@ from accounts.errors import (
     NotClientAdmin,
 )
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
+from apikeys.services import revoke_keys_of_departing_member
 from core.audit import record_audit
 from core.effects import delay_on_commit
 from core.outbox import record_org_change
@@ -217,7 +218,8 @@ def move_user_to_organization(
     """Move `user` into `organization` with `role` (a user is in one organization at a time).
 
     The user may not leave behind an organization that still has members but no client
-    admin. An organization left without members is marked inactive; its ledger stays.
+    admin. The API keys they created in the organization they leave are revoked. An
+    organization left without members is marked inactive; its ledger stays.
     """
     role = _validate_role(role)
     current = Membership.objects.filter(user=user).first()
@@ -238,6 +240,7 @@ def move_user_to_organization(
             )
         old_role = current.role
         current.delete()
+        revoke_keys_of_departing_member(user=user, organization=old_org, actor=actor)
         record_audit(
             event="member.left",
             actor=actor,
@@ -322,7 +325,8 @@ def change_member_role(*, membership: Membership, role: str, actor: User | None)
 @transaction.atomic
 def remove_member(*, membership: Membership, actor: User | None) -> Membership:
     """Remove a member (never the last client admin); they get a personal organization of
-    their own again, so every user keeps exactly one organization and sees nothing of this one."""
+    their own again, so every user keeps exactly one organization and sees nothing of this one.
+    The API keys they created in it are revoked."""
     _require_client_admin(actor=actor, organization=membership.organization)
     organization = _lock_organization(membership.organization_id)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
@@ -330,6 +334,7 @@ def remove_member(*, membership: Membership, actor: User | None) -> Membership:
         raise LastClientAdmin()
     user = membership.user
     membership.delete()
+    revoke_keys_of_departing_member(user=user, organization=organization, actor=actor)
     record_audit(
         event="member.removed", actor=actor, organization=organization, target=user.email, old={"role": membership.role}
     )

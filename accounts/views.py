@@ -123,7 +123,9 @@ def team_member_remove(request: HttpRequest, membership_id: int) -> HttpResponse
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{email} was removed from the organization.")
+        messages.success(
+            request, f"{email} was removed from the organization, and the API keys they created are revoked."
+        )
         if membership.user_id == request.user.pk:
             return redirect("dashboard")
     return redirect("accounts_team")

@@ -1,9 +1,10 @@
 """DRF authentication for customers' API keys and for the public query API's service tokens.
 
 - `ApiKeyAuthentication`: `Authorization: Bearer cdk_live_...`. `request.user` is the key's
-  creator, `request.auth` the ApiKey. Only active keys that have not passed `expires_at`.
-  `last_used_at` is written at most once a minute per key, with a conditional UPDATE that
-  touches no row when another request already did it.
+  creator, `request.auth` the ApiKey. Only active keys that have not passed `expires_at`,
+  while their creator still belongs to the key's organization. `last_used_at` is written
+  at most once a minute per key, with a conditional UPDATE that touches no row when
+  another request already did it.
 - `CachedTokenAuthentication`: DRF's TokenAuthentication with a per-process cache, so the
   hot path does not read the token table on every request. A cached token is trusted for
   `SERVICE_TOKEN_CACHE_SECONDS` (default 5): a revoked token or a deactivated service
@@ -21,7 +22,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import (
@@ -31,6 +32,7 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 
+from accounts.models import Membership
 from apikeys.models import KEY_PREFIX, ApiKey, hash_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -58,6 +60,11 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_credentials(self, raw_key: str) -> tuple:
         api_key = (
             ApiKey.objects.select_related("organization", "organization__plan", "created_by")
+            .annotate(
+                creator_is_member=Exists(
+                    Membership.objects.filter(user=OuterRef("created_by"), organization=OuterRef("organization"))
+                )
+            )
             .filter(key_hash=hash_key(raw_key))
             .first()
         )
@@ -66,6 +73,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         if api_key is None or api_key.effective_status(now) != ApiKey.Status.ACTIVE:
             raise exceptions.AuthenticationFailed("Invalid or inactive API key.")
         if not api_key.created_by.is_active or not api_key.organization.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or inactive API key.")
+        if not api_key.creator_is_member:  # a key acts with its creator's rights, only while they belong
             raise exceptions.AuthenticationFailed("Invalid or inactive API key.")
         touch_last_used(api_key, now=now)
         return api_key.created_by, api_key

@@ -155,6 +155,42 @@ def revoke_api_key(*, api_key: ApiKey, actor=None) -> ApiKey:
 
 
 @transaction.atomic
+def revoke_keys_of_departing_member(*, user: User, organization: Organization, actor=None) -> list[int]:
+    """Revoke the keys `user` created in `organization`, which they are leaving; returns their ids.
+
+    Only the creator ever saw a key's secret, and a key acts with its creator's rights in
+    its organization: left active, it would keep someone who left spending the
+    organization's credits and, through the customer API, acting as a member.
+    """
+    old_statuses = dict(
+        ApiKey.objects.select_for_update()
+        .filter(organization=organization, created_by=user)
+        .exclude(status=ApiKey.Status.REVOKED)
+        .order_by("pk")
+        .values_list("pk", "status")
+    )
+    if not old_statuses:
+        return []
+    ids = list(old_statuses)
+    ApiKey.objects.filter(pk__in=ids).update(
+        status=ApiKey.Status.REVOKED,
+        revoked_at=timezone.now(),
+        revoked_by=actor if getattr(actor, "pk", None) else None,
+    )
+    for key_id, old_status in old_statuses.items():
+        record_audit(
+            event="api_key.revoked",
+            actor=actor,
+            organization=organization,
+            target=f"api_key:{key_id}",
+            old={"status": old_status},
+            new={"status": ApiKey.Status.REVOKED, "reason": "its creator left the organization"},
+        )
+    record_changes("key", ids)
+    return ids
+
+
+@transaction.atomic
 def expire_api_keys(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
     """Mark active keys past `expires_at` as expired (idempotent); returns their ids."""
     now = now or timezone.now()
