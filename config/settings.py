@@ -223,6 +223,7 @@ LOGOUT_REDIRECT_URL = "account_login"
 
 # django-allauth (65.x settings)
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"add_email": "accounts.forms.ChangeEmailForm"}
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}

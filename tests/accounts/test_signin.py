@@ -100,6 +100,26 @@ def test_change_of_email_sends_a_verification_to_the_new_address(client, owner):
     assert EmailAddress.objects.filter(user=owner, email="new-owner@acme.test", verified=False).exists()
 
 
+def test_a_user_whose_address_is_unverified_changes_it_without_losing_it(client, owner, outsider, settings):
+    """Found from outside: allauth's change mode removed the unverified primary address first,
+    leaving User.email empty; a second such user got a 500 on the unique constraint."""
+    settings.ACCOUNT_EMAIL_VERIFICATION = "optional"
+    for user, new_email in ((owner, "New-Owner@acme.test"), (outsider, "new-outsider@globex.test")):
+        EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=False)
+        log_in(client, user.email)
+
+        response = client.post("/accounts/email/", {"action_add": "", "email": new_email})
+
+        assert response.status_code == 302
+        user.refresh_from_db()
+        assert user.email == new_email.lower()
+        assert list(EmailAddress.objects.filter(user=user).values_list("email", "primary", "verified")) == [
+            (new_email.lower(), True, False)
+        ]
+        assert mail.outbox[-1].to == [new_email.lower()]
+        client.logout()
+
+
 def test_log_out_of_other_sessions(client, owner, django_user_model):
     from django.test import Client
 
