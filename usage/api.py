@@ -493,7 +493,7 @@ def _csv_response(filename: str, header: list[str], rows: Iterator[list[Any]]) -
     def lines() -> Iterator[str]:
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow([_csv_cell(value) for value in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -661,10 +661,7 @@ class UsageListApi(CustomerUsageApi):
         filters = self.read_filters(request)
         queryset = scope_queryset(request, UsageEvent.objects.all())
         if self.wants_csv(request):
-            rows = (
-                [_csv_cell(value) for value in usage_row(event).values()]
-                for event in selectors.iter_usage(queryset, filters=filters)
-            )
+            rows = (list(usage_row(event).values()) for event in selectors.iter_usage(queryset, filters=filters))
             return _csv_response("usage.csv", USAGE_CSV_HEADER, rows)
         limit = _limit(request.query_params.get("limit"))
         after = None
@@ -680,9 +677,16 @@ class UsageListApi(CustomerUsageApi):
         return Response(self.OutputSerializer(body).data)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's "CSV
+# injection"): a key named =HYPERLINK(...) must arrive as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
     return "" if value is None else value
 
 

@@ -283,8 +283,8 @@ class UsageFilters:
     def apply(self, queryset: QuerySet[UsageEvent]) -> QuerySet[UsageEvent]:
         if self.date_from is not None:
             queryset = queryset.filter(recorded_at__gte=_day_start(self.date_from))
-        if self.date_to is not None:
-            queryset = queryset.filter(recorded_at__lt=_day_start(self.date_to) + timedelta(days=1))
+        if self.date_to is not None and self.date_to < date.max:  # the last day has no day after it
+            queryset = queryset.filter(recorded_at__lt=_day_start(self.date_to + timedelta(days=1)))
         if self.api_key_id is not None:
             queryset = queryset.filter(api_key_id=self.api_key_id)
         if self.query_type is not None:

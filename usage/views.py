@@ -47,15 +47,20 @@ class UsageFilterForm(forms.Form):
         )
 
 
-def _query_string(filters: selectors.UsageFilters, **extra: str) -> str:
+# The customer API's names for the page form's filters (the CSV links go to the API).
+_API_PARAMETERS = {"date_from": "from", "date_to": "to", "api_key": "apiKeyId", "query_type": "queryType"}
+
+
+def _query_string(filters: selectors.UsageFilters, *, for_api: bool, **extra: str) -> str:
     params = {
-        "from": filters.date_from.isoformat() if filters.date_from else None,
-        "to": filters.date_to.isoformat() if filters.date_to else None,
-        "apiKeyId": filters.api_key_id,
-        "queryType": filters.query_type,
-        **extra,
+        "date_from": filters.date_from.isoformat() if filters.date_from else None,
+        "date_to": filters.date_to.isoformat() if filters.date_to else None,
+        "api_key": filters.api_key_id,
+        "query_type": filters.query_type,
     }
-    return urlencode({key: value for key, value in params.items() if value is not None})
+    if for_api:
+        params = {_API_PARAMETERS[name]: value for name, value in params.items()}
+    return urlencode({key: value for key, value in {**params, **extra}.items() if value is not None})
 
 
 @login_required
@@ -80,7 +85,7 @@ def usage(request: HttpRequest) -> HttpResponse:
     rows, next_position = selectors.list_usage_page(events, filters=filters, after=after, limit=PAGE_SIZE)
     next_query = None
     if next_position:
-        next_query = _query_string(filters, cursor=selectors.encode_cursor(*next_position))
+        next_query = _query_string(filters, for_api=False, cursor=selectors.encode_cursor(*next_position))
     return render(
         request,
         "usage/usage.html",
@@ -93,7 +98,7 @@ def usage(request: HttpRequest) -> HttpResponse:
             "totals_to": totals_filters.date_to,
             "rows": rows,
             "next_query": next_query,
-            "csv_query": _query_string(filters, format="csv"),
-            "summary_csv_query": _query_string(totals_filters, format="csv"),
+            "csv_query": _query_string(filters, for_api=True, format="csv"),
+            "summary_csv_query": _query_string(totals_filters, for_api=True, format="csv"),
         },
     )

@@ -1,7 +1,9 @@
 """The customer's usage: GET /api/usage, /api/usage/summary, their CSV, the portal page and the dashboard panel."""
 
 import csv
+import html
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -177,6 +179,52 @@ def test_the_usage_page_filters_the_table(owner_client, history):
     page = owner_client.get("/usage/", {"query_type": "premium"}).content.decode()
 
     assert "<code>h3</code>" in page and "<code>h4</code>" not in page
+
+
+def test_the_usage_pages_older_link_keeps_the_filters(owner_client, history, monkeypatch):
+    """Found from outside: the link wrote the API's parameter names, which the page's form
+    does not read, so page 2 lost the filters."""
+    monkeypatch.setattr("usage.views.PAGE_SIZE", 2)
+    first = owner_client.get("/usage/", {"query_type": "standard"})
+    older = re.search(r'href="\?([^"]+)">Older usage', first.content.decode()).group(1)
+
+    second = owner_client.get(f"/usage/?{html.unescape(older)}").content.decode()
+
+    assert "<code>h4</code>" in first.content.decode() and "<code>h2</code>" in first.content.decode()
+    assert "<code>h0</code>" in second
+    assert "<code>h1</code>" not in second and "<code>h3</code>" not in second
+    assert 'value="standard"' in second
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"), [("/usage/", "date_to"), ("/api/usage", "to"), ("/api/usage/summary", "to")]
+)
+def test_the_last_day_there_is_as_the_end_of_a_range(owner_client, history, path, parameter):
+    """Found from outside: the day after 9999-12-31 overflowed (a 500)."""
+    response = owner_client.get(path, {parameter: "9999-12-31"})
+
+    assert response.status_code == 200
+    if path == "/api/usage":
+        assert len(response.json()["results"]) == 5
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_arrive_as_text(owner_client, history, organization, owner):
+    """Found from outside: a member could name a key =HYPERLINK(...) and the admin's summary
+    CSV carried it as a formula."""
+    formula = '=HYPERLINK("http://evil.example/","click")'
+    key, _ = issue_api_key(organization=organization, created_by=owner, name=formula)
+    record_usage(
+        report=UsageReport(user_id=owner.pk, api_key_id=key.pk, credits=1, query_type="standard", idempotency_key="-1")
+    )
+
+    summary = owner_client.get("/api/usage/summary", {"format": "csv"})
+    listing = owner_client.get("/api/usage", {"format": "csv"})
+
+    summary_rows = list(csv.DictReader(io.StringIO(b"".join(summary.streaming_content).decode())))
+    listing_rows = list(csv.DictReader(io.StringIO(b"".join(listing.streaming_content).decode())))
+    assert [row["apiKeyName"] for row in summary_rows if row["apiKeyId"] == str(key.pk)] == ["'" + formula]
+    assert listing_rows[0]["eventId"] == "'-1"
+    assert listing_rows[1]["eventId"] == "h4"
 
 
 def test_the_usage_page_needs_a_login(client, history):
