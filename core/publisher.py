@@ -447,6 +447,28 @@ def resync(*, force: bool = False, batch_size: int = BATCH_SIZE) -> dict[str, in
     return {"keys": keys, "orgs": orgs, "stale": stale}
 
 
+def restore_if_emptied() -> bool:
+    """Write every hash again when Redis has lost them all (restarted without persistence,
+    flushed): the hashes of the first and of the last wallet are both missing. Returns
+    whether it did. The drain task calls it every 30 s, so Redis is back in line within the
+    contract's 60 seconds of its return; a lone missing hash is the hourly reconcile's."""
+    client = get_redis()
+    if client is None:
+        return False
+    sample = {redis_key("org", row[0]) for row in (_org_queryset().first(), _org_queryset().last()) if row}
+    if not sample:
+        return False
+    try:
+        if client.exists(*sample):
+            return False
+    except redis.RedisError as exc:
+        logger.warning("Redis check for lost hashes failed: %s", exc)
+        return False
+    logger.warning("Redis holds none of the sampled wallet hashes (restarted empty or flushed): writing every hash")
+    resync()
+    return True
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -17,8 +17,10 @@ BATCH = 5000
 
 @shared_task(name="core.drain_outbox", ignore_result=True)
 def drain_outbox() -> dict[str, Any]:
-    """Push outbox rows that the after-commit push did not clear (every 30 s)."""
-    return publisher.drain_outbox()
+    """Write every hash again if Redis came back empty, then push outbox rows that the
+    after-commit push did not clear (every 30 s)."""
+    restored = publisher.restore_if_emptied()
+    return {**publisher.drain_outbox(), "restored": restored}
 
 
 @shared_task(name="core.expire_api_keys", ignore_result=True)

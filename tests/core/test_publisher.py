@@ -279,6 +279,36 @@ def test_with_redis_down_grants_commit_and_the_drain_repairs_redis_when_it_retur
     assert not OutboxItem.objects.pending().exists()
 
 
+def test_the_drain_task_writes_every_hash_again_when_redis_comes_back_empty(
+    owner, organization, outsider, redis_client, caplog
+):
+    """Found from outside: Redis restarted without persistence stayed empty until the hourly
+    reconcile, while the contract wants it back in line within 60 seconds."""
+    grant_credits(organization=organization, amount=40, reason="before the restart")
+    api_key, _ = issue_api_key(organization=organization, created_by=owner, name="before the restart")
+    publisher.resync()
+    redis_client.flushdb()
+
+    from core.tasks import drain_outbox
+
+    result = drain_outbox.delay().get()
+
+    assert result["restored"] is True and result["ok"] is True
+    assert org_hash(redis_client, organization)["balance"] == "40"
+    assert org_hash(redis_client, outsider.membership.organization)["balance"] == "0"
+    assert key_hash(redis_client, api_key)["status"] == "active"
+    assert "restarted empty or flushed" in caplog.text
+    assert drain_outbox.delay().get()["restored"] is False
+
+
+def test_one_lost_hash_is_left_to_the_reconcile(organization, outsider, redis_client, monkeypatch):
+    publisher.resync()
+    redis_client.delete(f"creditdesk:org:{organization.pk}")
+    monkeypatch.setattr(publisher, "resync", lambda **kwargs: pytest.fail("a full resync for one hash"))
+
+    assert publisher.restore_if_emptied() is False
+
+
 def test_the_reconcile_task_repairs_what_an_outage_lost_and_logs_each_difference(
     organization, redis_client, django_capture_on_commit_callbacks, caplog
 ):
