@@ -1,6 +1,7 @@
 from allauth.account.decorators import secure_admin_login
 from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
 from allauth.usersessions.models import UserSession
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Q, QuerySet
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
 from accounts.services import clear_lockout
+from apikeys.services import revoke_keys_of_departing_member
 
 # The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the portal.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -25,11 +27,18 @@ class UserSessionAdmin(AllauthUserSessionAdmin):
 
 
 class MembershipInline(admin.TabularInline):
+    """Who belongs (read-only): joining, leaving and roles go through accounts.services (the
+    portal's team page), which keeps a client admin in every organization and revokes the
+    keys of those who leave."""
+
     model = Membership
     extra = 0
-    raw_id_fields = ["user"]
     fields = ["user", "role", "created_at"]
-    readonly_fields = ["created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 @admin.register(User)
@@ -52,19 +61,59 @@ class UserAdmin(DjangoUserAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("membership__organization")
 
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        """Deactivating a user also revokes the API keys they created: the public query API
+        reads keys from Redis, which knows nothing of the account's state."""
+        super().save_model(request, obj, form, change)
+        membership = getattr(obj, "membership", None)
+        if change and "is_active" in form.changed_data and not obj.is_active and membership is not None:
+            revoke_keys_of_departing_member(
+                user=obj,
+                organization=membership.organization,
+                actor=request.user,
+                reason="its creator's account was deactivated",
+            )
+
     @admin.display(description="Organization")
     def organization(self, obj: User) -> str:
         membership = getattr(obj, "membership", None)
         return membership.organization.name if membership else "-"
 
 
+class OrganizationAdminForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        fields = ["name", "slug", "plan", "is_active", "require_mfa"]
+
+    def clean_plan(self):
+        plan = self.cleaned_data["plan"]
+        if plan is not None and not plan.is_active and plan.pk != self.initial.get("plan"):
+            raise forms.ValidationError(f"The plan {plan.code!r} is not active: activate it first.")
+        return plan
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    form = OrganizationAdminForm
     list_display = ["name", "slug", "plan", "is_active", "require_mfa", "created_at"]
     list_filter = ["is_active", "require_mfa", "plan"]
     search_fields = ["name", "slug"]
     readonly_fields = ["created_at"]
     inlines = [MembershipInline]
+
+    def save_model(self, request: HttpRequest, obj: Organization, form, change: bool) -> None:
+        """A new plan goes through billing.services.change_plan: the wallet's version grows and
+        Redis shows the plan (a plain save left Redis on the old one)."""
+        new_plan_code = obj.plan_id
+        plan_changed = change and "plan" in form.changed_data
+        if plan_changed:
+            obj.plan_id = form.initial["plan"]
+        super().save_model(request, obj, form, change)
+        if plan_changed:
+            from billing.services import change_plan
+
+            change_plan(organization=obj, plan_code=new_plan_code, actor=request.user)
+            obj.refresh_from_db(fields=["plan"])
 
 
 @admin.register(Membership)

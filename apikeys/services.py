@@ -155,8 +155,11 @@ def revoke_api_key(*, api_key: ApiKey, actor=None) -> ApiKey:
 
 
 @transaction.atomic
-def revoke_keys_of_departing_member(*, user: User, organization: Organization, actor=None) -> list[int]:
-    """Revoke the keys `user` created in `organization`, which they are leaving; returns their ids.
+def revoke_keys_of_departing_member(
+    *, user: User, organization: Organization, actor=None, reason: str = "its creator left the organization"
+) -> list[int]:
+    """Revoke the keys `user` created in `organization`, which they are leaving (or their
+    account is deactivated); returns their ids.
 
     Only the creator ever saw a key's secret, and a key acts with its creator's rights in
     its organization: left active, it would keep someone who left spending the
@@ -184,7 +187,7 @@ def revoke_keys_of_departing_member(*, user: User, organization: Organization, a
             organization=organization,
             target=f"api_key:{key_id}",
             old={"status": old_status},
-            new={"status": ApiKey.Status.REVOKED, "reason": "its creator left the organization"},
+            new={"status": ApiKey.Status.REVOKED, "reason": reason},
         )
     record_changes("key", ids)
     return ids

@@ -1,0 +1,103 @@
+"""Staff changing organizations and users in the admin go through the services' rules.
+
+Found from outside: a plan changed in the organization's admin page did not reach Redis
+(no outbox row, no version bump), and a deactivated user's keys stayed active for the public
+query API.
+"""
+
+import pytest
+from django.urls import reverse
+
+from apikeys.models import ApiKey
+from apikeys.services import issue_api_key
+from billing.models import Plan
+from credits.models import Account
+
+pytestmark = pytest.mark.django_db
+
+
+def organization_form(organization, **changes):
+    data = {
+        "name": organization.name,
+        "slug": organization.slug,
+        "plan": organization.plan_id,
+        "is_active": "on" if organization.is_active else "",
+        "require_mfa": "",
+        "memberships-TOTAL_FORMS": str(organization.memberships.count()),
+        "memberships-INITIAL_FORMS": str(organization.memberships.count()),
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
+    for n, membership in enumerate(organization.memberships.order_by("pk")):
+        data[f"memberships-{n}-id"] = str(membership.pk)
+        data[f"memberships-{n}-organization"] = str(organization.pk)
+    return {key: value for key, value in {**data, **changes}.items() if value != ""}
+
+
+def test_a_plan_changed_in_the_admin_bumps_the_version_and_reaches_redis(
+    client, superuser, organization, member, redis_client, django_capture_on_commit_callbacks
+):
+    client.force_login(superuser)
+    version = Account.objects.get(organization=organization).version
+    url = reverse("admin:accounts_organization_change", args=[organization.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, organization_form(organization, plan="enterprise"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    organization.refresh_from_db()
+    assert organization.plan_id == "enterprise"
+    assert Account.objects.get(organization=organization).version == version + 1
+    published = redis_client.hgetall(f"creditdesk:org:{organization.pk}")
+    assert published["plan"] == "enterprise" and published["version"] == str(version + 1)
+    assert organization.memberships.count() == 2  # the read-only inline changed nothing
+
+
+def test_an_inactive_plan_is_refused_in_the_admin(client, superuser, organization):
+    Plan.objects.filter(code="starter").update(is_active=False)
+    client.force_login(superuser)
+    url = reverse("admin:accounts_organization_change", args=[organization.pk])
+
+    response = client.post(url, organization_form(organization, plan="starter"))
+
+    assert response.status_code == 200
+    assert "is not active" in response.content.decode()
+    organization.refresh_from_db()
+    assert organization.plan_id == "free"
+
+
+def test_members_are_read_only_on_the_organizations_admin_page(client, superuser, organization, member):
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:accounts_organization_change", args=[organization.pk])).content.decode()
+
+    assert "member@acme.test" in page
+    assert "memberships-0-DELETE" not in page and "memberships-0-role" not in page
+
+
+def test_deactivating_a_user_in_the_admin_revokes_the_keys_they_created(
+    client, superuser, member, owner, organization, redis_client, django_capture_on_commit_callbacks
+):
+    members_key, _ = issue_api_key(organization=organization, created_by=member, name="member's")
+    owners_key, _ = issue_api_key(organization=organization, created_by=owner, name="owner's")
+    client.force_login(superuser)
+    url = reverse("admin:accounts_user_change", args=[member.pk])
+    form = {
+        "email": member.email,
+        "full_name": member.full_name,
+        "last_login_0": "",
+        "date_joined_0": member.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": member.date_joined.strftime("%H:%M:%S"),
+        "_save": "Save",
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    member.refresh_from_db()
+    assert member.is_active is False
+    assert ApiKey.objects.get(pk=members_key.pk).status == ApiKey.Status.REVOKED
+    assert ApiKey.objects.get(pk=owners_key.pk).status == ApiKey.Status.ACTIVE
+    assert redis_client.hget(f"creditdesk:key:{members_key.key_hash}", "status") == "revoked"
