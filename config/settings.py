@@ -158,7 +158,7 @@ REDIS_PUBLISH_LINGER_SECONDS = env.float("REDIS_PUBLISH_LINGER_SECONDS", default
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "core.cache.RedisCacheWithFallback",  # this process's memory while Redis is down
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
