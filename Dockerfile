@@ -11,8 +11,10 @@ RUN useradd --system --uid 10001 --home /app creditdesk
 WORKDIR /app
 COPY --from=build /venv /venv
 COPY --chown=creditdesk:creditdesk . .
+# WORKDIR made /app root's; the app user writes there (Celery beat's schedule file).
+RUN chown creditdesk:creditdesk /app
 # collectstatic needs settings but no database: a throwaway key for the build step only.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 USER creditdesk
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi", "-c", "config/gunicorn_settings.py", "--bind", "0.0.0.0:8000", "--workers", "4"]
