@@ -26,7 +26,10 @@ def delay_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     def send() -> None:
         try:
             task.delay(*args, **kwargs)
-        except Exception:  # the broker is down: the periodic sweeps catch up
-            logger.exception("could not queue %s", getattr(task, "name", task))
+        except Exception:
+            # The broker is down. Nothing would ever send these emails later (no sweep looks
+            # for them), so the task runs here, once, rather than being lost.
+            logger.exception("could not queue %s: running it in this process", getattr(task, "name", task))
+            task.apply(args=args, kwargs=kwargs)
 
     on_commit(send)

@@ -1,5 +1,3 @@
-from smtplib import SMTPException
-
 from celery import shared_task
 
 from credits import notifications
@@ -7,7 +5,7 @@ from credits import notifications
 
 @shared_task(
     ignore_result=True,
-    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
+    autoretry_for=(OSError,),  # SMTP errors, and the HTTP email APIs' (anymail's are OSErrors too)
     retry_backoff=True,
     max_retries=5,
 )
