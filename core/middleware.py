@@ -60,8 +60,8 @@ class ServiceApiFastPathMiddleware:
     request with a session cookie takes the normal path, so session authentication (and its
     403 for a logged-in customer) behaves exactly as before. What the skipped middleware would
     still add to such an answer is added here: the rendering (Django's handler) and the
-    Content-Length (CommonMiddleware). Middleware above this one (request id, API envelope,
-    SecurityMiddleware) runs as usual.
+    Content-Length and the ALLOWED_HOSTS check (CommonMiddleware). Middleware above this one
+    (request id, API envelope, SecurityMiddleware) runs as usual.
     """
 
     PATHS = ("/api/usage/report", "/api/usage/report/batch", "/api/keys/verify")
@@ -73,6 +73,7 @@ class ServiceApiFastPathMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info not in self.PATHS or settings.SESSION_COOKIE_NAME in request.COOKIES:
             return self.get_response(request)
+        request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it on every other request
         match = self.matches.get(request.path_info)
         if match is None:
             match = self.matches[request.path_info] = resolve(request.path_info)

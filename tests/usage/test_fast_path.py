@@ -66,3 +66,18 @@ def test_a_request_with_a_session_takes_the_normal_path(owner, report_body, belo
 def test_other_api_paths_take_the_normal_path(service_client, below_fast_path):
     service_client.get("/api/usage/report/")
     assert below_fast_path == ["/api/usage/report/"]
+
+
+def test_the_fast_path_answers_only_to_allowed_hosts(post_report, report_body, below_fast_path, settings, organization):
+    """Found from outside: a report with any Host header was recorded, while every other path
+    answered 400 to a host not in ALLOWED_HOSTS."""
+    from credits.selectors import get_balance
+
+    settings.ALLOWED_HOSTS = ["creditdesk.example.com"]
+    balance = get_balance(organization_id=organization.pk)
+
+    response = post_report(report_body(eventId="evt-host"), HTTP_HOST="10.0.0.5")
+
+    assert response.status_code == 400
+    assert get_balance(organization_id=organization.pk) == balance
+    assert post_report(report_body(eventId="evt-host"), HTTP_HOST="creditdesk.example.com").status_code == 201
