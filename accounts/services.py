@@ -170,7 +170,7 @@ def invite_member(*, organization: Organization, email: str, role: str, invited_
     email = valid_email_address(email)
     organization = _lock_organization(organization.pk)
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
-        raise AlreadyMember(f"{email} is already a member of {organization.name}.")
+        raise AlreadyMember(f"{email} is already in the {organization.name} team.")
     invitation = Invitation.objects.pending().filter(organization=organization, email__iexact=email).first()
     if invitation is None:
         invitation = Invitation.objects.create(organization=organization, email=email, role=role, invited_by=invited_by)
@@ -229,7 +229,7 @@ def move_user_to_organization(
     organization = locked[organization.pk]
     current = Membership.objects.select_for_update().filter(user=user).first()
     if current is not None and current.organization_id == organization.pk:
-        raise AlreadyMember(f"You are already a member of {organization.name}.")
+        raise AlreadyMember(f"You are already in the {organization.name} team.")
     if current is not None:
         old_org = locked[current.organization_id]
         others = Membership.objects.filter(organization=old_org).exclude(pk=current.pk)

@@ -268,7 +268,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             messages.error(request, exc.message)
         else:
             invitations.forget_pending(request)
-            messages.success(request, f"Welcome to {invitation.organization.name}.")
+            messages.success(request, f"Welcome to the {invitation.organization.name} team.")
             return redirect("dashboard")
     return render(
         request,

@@ -83,6 +83,9 @@ def test_revoking_asks_for_confirmation_then_revokes_on_post(client, owner, orga
     assert api_key.status == ApiKey.Status.REVOKED
     assert api_key.revoked_by == owner
 
+    page = client.get(url).content.decode()  # found from outside: it offered to revoke it again
+    assert "“old” is revoked" in page and "Revoke the key" not in page
+
 
 def test_a_member_revokes_their_own_keys_but_not_their_colleagues(client, owner, member, organization):
     own, _ = issue_api_key(organization=organization, created_by=member, name="mine")
