@@ -530,18 +530,42 @@ def _invoice_subscription_details(invoice: dict) -> tuple[str, dict]:
     return subscription_id, metadata
 
 
-def _invoice_price_ids(invoice: dict) -> list[str]:
-    ids = []
-    for line in (invoice.get("lines") or {}).get("data") or []:
-        price = ((line.get("pricing") or {}).get("price_details") or {}).get("price") or line.get("price")
-        if _stripe_id(price):
-            ids.append(_stripe_id(price))
-    return ids
+def _line_price_id(line: dict) -> str:
+    """The line's price: `pricing.price_details.price` now, `price` in API versions before 2025-03-31."""
+    return _stripe_id(((line.get("pricing") or {}).get("price_details") or {}).get("price") or line.get("price"))
+
+
+def _line_is_proration(line: dict) -> bool:
+    """Now `parent.subscription_item_details.proration` (or `invoice_item_details`), before 2025-03-31 `proration`."""
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    return bool(details.get("proration") or line.get("proration"))
+
+
+def _billed_lines(invoice: dict) -> list[dict]:
+    """The lines that say what the invoice is paid for.
+
+    A renewal after a plan change also carries the previous period's prorations (a negative
+    "unused time on <old plan>" line among them): what it bills is its regular lines. An
+    invoice of prorations only (a mid-period upgrade) bills the new plan's remaining time,
+    its positive proration line.
+    """
+    lines = [
+        line
+        for line in (invoice.get("lines") or {}).get("data") or []
+        if _line_price_id(line) and int(line.get("amount") or 0) >= 0
+    ]
+    return [line for line in lines if not _line_is_proration(line)] or lines
 
 
 @transaction.atomic
 def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
-    """`invoice.paid`: grant the period's credits of the subscribed plan, once per invoice."""
+    """`invoice.paid`: grant the period's credits of the subscribed plan, once per invoice.
+
+    The plan is the one the invoice bills (`_billed_lines`), never a proration's: the renewal
+    after a downgrade is the lower plan's. A proration-only invoice (a mid-period upgrade)
+    grants the paid share of the new plan's monthly credits.
+    """
     subscription_id, metadata = _invoice_subscription_details(invoice)
     if not subscription_id:
         return None
@@ -549,9 +573,9 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     organization = subscription.organization if subscription else _organization_from(metadata.get("organization_id"))
     if organization is None:
         raise PaymentNotRecorded(f"No organization for subscription {subscription_id}.")
-    price_ids = _invoice_price_ids(invoice)
+    billed = _billed_lines(invoice)
     plan = (
-        Plan.objects.filter(stripe_price_id__in=price_ids)
+        Plan.objects.filter(stripe_price_id__in=[_line_price_id(line) for line in billed])
         .exclude(stripe_price_id="")
         .order_by("-monthly_price")
         .first()
@@ -561,9 +585,9 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     if plan is None:
         raise PaymentNotRecorded(f"No plan for invoice {invoice.get('id')}.")
     period_end = None
-    lines = (invoice.get("lines") or {}).get("data") or []
-    if lines and (lines[0].get("period") or {}).get("end"):
-        period_end = _from_timestamp(int(lines[0]["period"]["end"]))
+    plan_lines = [line for line in billed if _line_price_id(line) == plan.stripe_price_id] or billed
+    if plan_lines and (plan_lines[0].get("period") or {}).get("end"):
+        period_end = _from_timestamp(int(plan_lines[0]["period"]["end"]))
     _upsert_subscription(
         organization=organization,
         plan=plan,
@@ -576,7 +600,7 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     reason = invoice.get("billing_reason") or ""
     credits = plan.monthly_credits
     if reason == "subscription_update":
-        # A mid-period upgrade is invoiced pro rata; its credits are pro rata too.
+        # A mid-period upgrade is invoiced pro rata; its credits are the share of the new plan's month paid.
         credits = (
             min(plan.monthly_credits, int(plan.monthly_credits * amount / plan.monthly_price)) if plan.is_paid else 0
         )

@@ -8,7 +8,7 @@ import pytest
 from billing.models import Dispute, Purchase, Subscription
 from billing.services import start_purchase
 from credits.models import Transaction
-from credits.selectors import get_balance
+from credits.selectors import get_balance, verify_ledger
 from credits.services import spend_credits
 from tests.billing.conftest import STRIPE_SECRET, new_id, quote_for, stripe_event
 
@@ -468,44 +468,82 @@ def customer(fake_stripe, email="owner@acme.test") -> dict:
     )
 
 
-def invoice(fake_stripe, subscription: dict, *, plan: str, amount_cents: int, reason: str) -> dict:
-    now = int(time.time())
-    return fake_stripe.put(
-        {
-            "id": new_id("in"),
-            "object": "invoice",
-            "customer": subscription["customer"],
-            "status": "paid",
-            "paid": True,
-            "amount_paid": amount_cents,
-            "amount_due": amount_cents,
-            "currency": "usd",
-            "billing_reason": reason,
-            "parent": {
-                "type": "subscription_details",
-                "subscription_details": {
-                    "subscription": subscription["id"],
-                    "metadata": subscription["metadata"],
-                },
-            },
-            "lines": {
-                "object": "list",
-                "data": [
-                    {
-                        "id": new_id("il"),
-                        "object": "line_item",
-                        "amount": amount_cents,
-                        "pricing": {"price_details": {"price": f"price_{plan}"}},
-                        "period": {"start": now, "end": now + 30 * 86400},
-                    }
-                ],
-                "has_more": False,
-            },
-            "livemode": False,
-            "created": now,
-            "metadata": {},
-        }
+def invoice_line(
+    subscription: dict,
+    plan: str,
+    amount_cents: int,
+    *,
+    proration: bool = False,
+    start: int | None = None,
+    end: int | None = None,
+    legacy: bool = False,
+) -> dict:
+    """An invoice line as Stripe sends it: the current shape, or (`legacy`) the one before 2025-03-31."""
+    start = int(time.time()) if start is None else start
+    line = {
+        "id": new_id("il"),
+        "object": "line_item",
+        "amount": amount_cents,
+        "currency": "usd",
+        "period": {"start": start, "end": start + 30 * 86400 if end is None else end},
+    }
+    if legacy:
+        kind = "invoiceitem" if proration else "subscription"
+        return {**line, "type": kind, "proration": proration, "price": {"id": f"price_{plan}", "object": "price"}}
+    # A proration is a pending invoice item Stripe created when the price changed; the period's
+    # own charge is the subscription item's.
+    parent = (
+        {"type": "invoice_item_details", "invoice_item_details": {"proration": True, "invoice_item": new_id("ii")}}
+        if proration
+        else {"type": "subscription_item_details", "subscription_item_details": {"proration": False}}
     )
+    parent[parent["type"]]["subscription"] = subscription["id"]
+    return {
+        **line,
+        "parent": parent,
+        "pricing": {"type": "price_details", "price_details": {"price": f"price_{plan}", "product": "prod_plans"}},
+    }
+
+
+def invoice(
+    fake_stripe,
+    subscription: dict,
+    *,
+    plan: str = "",
+    amount_cents: int,
+    reason: str,
+    lines: list[dict] | None = None,
+    legacy: bool = False,
+) -> dict:
+    """A paid subscription invoice: one line for `plan`'s period unless `lines` are given."""
+    now = int(time.time())
+    obj = {
+        "id": new_id("in"),
+        "object": "invoice",
+        "customer": subscription["customer"],
+        "status": "paid",
+        "paid": True,
+        "amount_paid": amount_cents,
+        "amount_due": amount_cents,
+        "currency": "usd",
+        "billing_reason": reason,
+        "lines": {
+            "object": "list",
+            "data": lines or [invoice_line(subscription, plan, amount_cents, legacy=legacy)],
+            "has_more": False,
+        },
+        "livemode": False,
+        "created": now,
+        "metadata": {},
+    }
+    if legacy:
+        obj.update(subscription=subscription["id"], subscription_details={"metadata": subscription["metadata"]})
+    else:
+        obj["parent"] = {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": subscription["id"], "metadata": subscription["metadata"]},
+        }
+    return fake_stripe.put(obj)
 
 
 def test_subscription_change_without_a_subscription_opens_checkout_in_subscription_mode(
@@ -598,11 +636,76 @@ def test_upgrade_swaps_the_price_with_proration_and_the_prorated_invoice_grants_
     organization.refresh_from_db()
     assert organization.plan_id == "professional"
 
-    # The proration invoice: half of the $30 difference; credits pro rata of 600.
-    prorated = invoice(fake_stripe, subscription, plan="professional", amount_cents=2499, reason="subscription_update")
+    # Half-way through the period Stripe invoices prorations only: the unused half of Starter
+    # back, the remaining half of Professional. The plan is the positive line's; the credits
+    # are the paid share of Professional's month: 600 x $15.00 / $49.99.
+    half_way, period_end = int(time.time()), int(time.time()) + 15 * 86400
+    prorated = invoice(
+        fake_stripe,
+        subscription,
+        amount_cents=1500,
+        reason="subscription_update",
+        lines=[
+            invoice_line(subscription, "starter", -1000, proration=True, start=half_way, end=period_end),
+            invoice_line(subscription, "professional", 2500, proration=True, start=half_way, end=period_end),
+        ],
+    )
     deliver(stripe_event("invoice.paid", prorated))
     deliver(stripe_event("invoice.paid", prorated))
-    assert balance(organization) == 200 + 299
+    assert balance(organization) == 200 + 180
+    organization.refresh_from_db()
+    assert organization.plan_id == "professional"
+    assert Purchase.objects.get(provider_reference=prorated["id"]).plan_id == "professional"
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["current-shape", "shape-before-2025-03-31"])
+def test_the_renewal_after_a_downgrade_puts_the_lower_plan_and_grants_its_credits(
+    fake_stripe, stripe_prices, deliver, client, owner, organization, legacy
+):
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, "professional", customer=buyer["id"])
+    first = invoice(
+        fake_stripe, subscription, plan="professional", amount_cents=4999, reason="subscription_create", legacy=legacy
+    )
+    assert deliver(stripe_event("invoice.paid", first)).status_code == 200
+    assert balance(organization) == 600
+    client.force_login(owner)
+
+    response = client.post("/api/subscription/change", {"plan": "starter"}, content_type="application/json")
+
+    assert response.status_code == 200, response.json()
+    [modify] = fake_stripe.posted(f"subscriptions/{subscription['id']}")
+    assert (modify["items[0][price]"], modify["proration_behavior"]) == (["price_starter"], ["create_prorations"])
+
+    # The next renewal carries the downgrade's prorations for the half period left (Professional's
+    # unused time back, Starter's remaining time) before the new period of Starter.
+    half_way, renewed_at = int(time.time()) - 15 * 86400, int(time.time())
+    renewal = invoice(
+        fake_stripe,
+        subscription,
+        amount_cents=1099,
+        reason="subscription_cycle",
+        legacy=legacy,
+        lines=[
+            invoice_line(
+                subscription, "professional", -2500, proration=True, start=half_way, end=renewed_at, legacy=legacy
+            ),
+            invoice_line(subscription, "starter", 1600, proration=True, start=half_way, end=renewed_at, legacy=legacy),
+            invoice_line(subscription, "starter", 1999, start=renewed_at, legacy=legacy),
+        ],
+    )
+    for _ in range(2):
+        assert deliver(stripe_event("invoice.paid", renewal)).status_code == 200
+
+    organization.refresh_from_db()
+    local = Subscription.objects.get(organization=organization)
+    purchase = Purchase.objects.get(provider_reference=renewal["id"])
+    assert organization.plan_id == "starter"
+    assert balance(organization) == 600 + 200
+    assert (local.plan_id, local.status, local.stripe_subscription_id) == ("starter", "active", subscription["id"])
+    assert local.current_period_end.timestamp() == renewed_at + 30 * 86400
+    assert (purchase.plan_id, purchase.credits, purchase.amount) == ("starter", 200, Decimal("10.99"))
+    assert verify_ledger().ok
 
 
 def test_cancel_asks_stripe_to_cancel_at_period_end_and_deletion_returns_to_free(
