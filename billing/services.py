@@ -487,6 +487,37 @@ def _organization_from(value: Any) -> Organization | None:
     return Organization.objects.filter(pk=int(text)).first() if text.isdigit() else None
 
 
+def _is_about_current_subscription(
+    local: Subscription | None, *, stripe_subscription_id: str, status: str | None, period_end
+) -> bool:
+    """Whether an event about the Stripe subscription `stripe_subscription_id` may change the
+    organization's subscription row `local`, which holds its one current subscription.
+
+    Stripe sends events late and out of order. The row's own subscription follows its events,
+    except that a canceled one stays canceled and an event about an older period than the
+    row's changes nothing. Another subscription takes the row's place only when the event
+    shows it running in a later period than the row's: a subscription started after the
+    current one, not a late event of an older one. An ended subscription that is not the
+    current one changes nothing. A checkout has no period: it changes the row only while the
+    organization has had no Stripe subscription; after one, the new subscription's own events
+    (its first invoice, `customer.subscription.*`) make it current.
+    """
+    if local is None:
+        return True
+    canceling = status == Subscription.Status.CANCELED
+    if local.stripe_subscription_id and local.stripe_subscription_id == stripe_subscription_id:
+        if local.status == Subscription.Status.CANCELED:
+            return False
+        if canceling or period_end is None or local.current_period_end is None:
+            return True
+        return period_end >= local.current_period_end
+    if canceling:
+        return False
+    if not local.stripe_subscription_id and not local.is_live:
+        return True
+    return period_end is not None and (local.current_period_end is None or period_end > local.current_period_end)
+
+
 def _upsert_subscription(
     *,
     organization: Organization,
@@ -496,11 +527,26 @@ def _upsert_subscription(
     status: str | None = None,
     current_period_end=None,
     cancel_at_period_end: bool | None = None,
-) -> Subscription:
-    subscription, _ = Subscription.objects.select_for_update().get_or_create(
-        organization=organization,
-        defaults={"plan": plan, "provider": Provider.STRIPE, "stripe_subscription_id": stripe_subscription_id or None},
-    )
+) -> Subscription | None:
+    """Apply a Stripe event to the organization's subscription and plan; None (changing nothing)
+    when the event is not about its current subscription (`_is_about_current_subscription`)."""
+    subscription = Subscription.objects.select_for_update().filter(organization=organization).first()
+    if not _is_about_current_subscription(
+        subscription, stripe_subscription_id=stripe_subscription_id, status=status, period_end=current_period_end
+    ):
+        logger.info(
+            "ignoring Stripe subscription %s for organization %s: not its current subscription or an older event",
+            stripe_subscription_id,
+            organization.pk,
+        )
+        return None
+    if subscription is None:
+        subscription = Subscription.objects.create(
+            organization=organization,
+            plan=plan,
+            provider=Provider.STRIPE,
+            stripe_subscription_id=stripe_subscription_id or None,
+        )
     old_plan = subscription.plan_id
     subscription.plan = plan
     subscription.provider = Provider.STRIPE
@@ -565,6 +611,11 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     The plan is the one the invoice bills (`_billed_lines`), never a proration's: the renewal
     after a downgrade is the lower plan's. A proration-only invoice (a mid-period upgrade)
     grants the paid share of the new plan's monthly credits.
+
+    An invoice of a canceled subscription, or of one that is not the organization's current
+    subscription, changes neither the plan nor the subscription row and grants nothing; the
+    purchase is still recorded (Stripe took the money) for a refund or a chargeback to find
+    and for staff to see.
     """
     subscription_id, metadata = _invoice_subscription_details(invoice)
     if not subscription_id:
@@ -596,10 +647,19 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
         status=Subscription.Status.ACTIVE,
         current_period_end=period_end,
     )
+    local = Subscription.objects.filter(organization=organization).first()
+    current = local is not None and local.stripe_subscription_id == subscription_id and local.is_live
     amount = _cents(invoice.get("amount_paid"))
     reason = invoice.get("billing_reason") or ""
     credits = plan.monthly_credits
-    if reason == "subscription_update":
+    note = reason
+    if not current:
+        # Stripe took the money, so the purchase is recorded (a refund or a chargeback finds it),
+        # but a canceled subscription, or one that is not the organization's, grants nothing.
+        credits = 0
+        note = f"{reason}: subscription {subscription_id} is canceled or not the organization's current one"
+        logger.warning("Stripe invoice %s paid (%s): no credits granted", invoice["id"], note)
+    elif reason == "subscription_update":
         # A mid-period upgrade is invoiced pro rata; its credits are the share of the new plan's month paid.
         credits = (
             min(plan.monthly_credits, int(plan.monthly_credits * amount / plan.monthly_price)) if plan.is_paid else 0
@@ -614,7 +674,7 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
             "credits": credits,
             "amount": amount,
             "currency": (invoice.get("currency") or settings.CURRENCY).lower(),
-            "note": reason,
+            "note": note[:500],
         },
     )
     purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
@@ -638,16 +698,19 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     purchase.save(update_fields=["status", "completed_at", "provider_payment_id", "ledger_transaction"])
     from billing import tasks
 
-    if reason == "subscription_cycle":
-        delay_on_commit(tasks.send_subscription_renewal, purchase.pk)
-    else:
-        delay_on_commit(tasks.send_payment_confirmation, purchase.pk)
+    if current:
+        task = tasks.send_subscription_renewal if reason == "subscription_cycle" else tasks.send_payment_confirmation
+        delay_on_commit(task, purchase.pk)
     return purchase
 
 
 @transaction.atomic
 def record_stripe_subscription(*, subscription: dict, deleted: bool = False) -> Subscription | None:
-    """`customer.subscription.updated` / `.deleted`: status, plan, period end, cancellation."""
+    """`customer.subscription.updated` / `.deleted`: status, plan, period end, cancellation.
+
+    Only about the organization's current subscription: a late or older event, or one about
+    another subscription, is logged and changes nothing (`_is_about_current_subscription`).
+    """
     local = Subscription.objects.filter(stripe_subscription_id=subscription.get("id")).first()
     metadata = subscription.get("metadata") or {}
     organization = local.organization if local else _organization_from(metadata.get("organization_id"))

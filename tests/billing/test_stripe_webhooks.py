@@ -419,8 +419,10 @@ def stripe_prices(db, fake_stripe):
         )
 
 
-def stripe_subscription(fake_stripe, organization, plan: str, *, customer: str, status: str = "active") -> dict:
-    now = int(time.time())
+def stripe_subscription(
+    fake_stripe, organization, plan: str, *, customer: str, status: str = "active", start: int | None = None
+) -> dict:
+    now = int(time.time()) if start is None else start
     subscription_id = new_id("sub")
     return fake_stripe.put(
         {
@@ -738,6 +740,90 @@ def test_cancel_asks_stripe_to_cancel_at_period_end_and_deletion_returns_to_free
     organization.refresh_from_db()
     assert organization.plan_id == "free"
     assert Subscription.objects.get(organization=organization).status == "canceled"
+
+
+def subscribe(fake_stripe, deliver, organization, plan: str, amount_cents: int, *, customer_id: str, start: int):
+    """A Stripe subscription started at `start` and its first invoice paid."""
+    subscription = stripe_subscription(fake_stripe, organization, plan, customer=customer_id, start=start)
+    first = invoice(
+        fake_stripe,
+        subscription,
+        amount_cents=amount_cents,
+        reason="subscription_create",
+        lines=[invoice_line(subscription, plan, amount_cents, start=start)],
+    )
+    assert deliver(stripe_event("invoice.paid", first)).status_code == 200
+    return subscription
+
+
+def test_late_events_of_the_old_subscription_leave_the_new_one_current(
+    fake_stripe, stripe_prices, deliver, organization
+):
+    buyer = customer(fake_stripe)
+    now = int(time.time())
+    old = subscribe(fake_stripe, deliver, organization, "starter", 1999, customer_id=buyer["id"], start=now - 86400)
+    # Canceled at once in the portal and replaced by Professional; Stripe delivers the old one's
+    # events after the new one's.
+    new = subscribe(fake_stripe, deliver, organization, "professional", 4999, customer_id=buyer["id"], start=now)
+    late = [
+        stripe_event("customer.subscription.updated", old),
+        stripe_event("customer.subscription.deleted", fake_stripe.put({**old, "status": "canceled"})),
+    ]
+    for event in late:
+        assert deliver(event).status_code == 200
+
+    organization.refresh_from_db()
+    local = Subscription.objects.get(organization=organization)
+    assert organization.plan_id == "professional"
+    assert (local.stripe_subscription_id, local.status, local.plan_id) == (new["id"], "active", "professional")
+    assert local.current_period_end.timestamp() == now + 30 * 86400
+    assert balance(organization) == 200 + 600
+    assert verify_ledger().ok
+
+
+def test_a_deleted_subscription_stays_canceled_and_its_late_invoice_grants_nothing(
+    fake_stripe, stripe_prices, deliver, organization
+):
+    buyer = customer(fake_stripe)
+    now = int(time.time())
+    subscription = subscribe(fake_stripe, deliver, organization, "starter", 1999, customer_id=buyer["id"], start=now)
+    ended = fake_stripe.put({**subscription, "status": "canceled"})
+    assert deliver(stripe_event("customer.subscription.deleted", ended)).status_code == 200
+
+    # Events Stripe sent before the deletion, delivered after it.
+    renewal = invoice(
+        fake_stripe,
+        subscription,
+        amount_cents=1999,
+        reason="subscription_cycle",
+        lines=[invoice_line(subscription, "starter", 1999, start=now + 30 * 86400)],
+    )
+    late = [
+        stripe_event("customer.subscription.updated", {**subscription, "status": "active"}),
+        stripe_event("invoice.paid", renewal),
+    ]
+    for event in late:
+        assert deliver(event).status_code == 200
+
+    organization.refresh_from_db()
+    local = Subscription.objects.get(organization=organization)
+    assert organization.plan_id == "free"
+    assert (local.stripe_subscription_id, local.status) == (subscription["id"], "canceled")
+    assert balance(organization) == 200
+    # Stripe took the money: the purchase is there for a refund to find, with no credits.
+    purchase = Purchase.objects.get(provider_reference=renewal["id"])
+    assert (purchase.status, purchase.credits, purchase.ledger_transaction) == ("completed", 0, None)
+    assert purchase.amount == Decimal("19.99")
+    assert verify_ledger().ok
+
+    # Subscribing again the next day starts a new subscription, which becomes the current one.
+    again = subscribe(fake_stripe, deliver, organization, "starter", 1999, customer_id=buyer["id"], start=now + 86400)
+    organization.refresh_from_db()
+    local.refresh_from_db()
+    assert organization.plan_id == "starter"
+    assert (local.stripe_subscription_id, local.status) == (again["id"], "active")
+    assert balance(organization) == 400
+    assert verify_ledger().ok
 
 
 def test_the_customer_portal_redirects_to_stripe(fake_stripe, stripe_prices, deliver, client, owner, organization):
