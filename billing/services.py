@@ -604,6 +604,59 @@ def _billed_lines(invoice: dict) -> list[dict]:
     return [line for line in lines if not _line_is_proration(line)] or lines
 
 
+def _invoice_payment_reference(payment: dict) -> str:
+    """An InvoicePayment's PaymentIntent, or its charge when it was paid without one."""
+    details = payment.get("payment") or {}
+    return _stripe_id(details.get("payment_intent")) or _stripe_id(details.get("charge"))
+
+
+def _invoice_payment_id(invoice: dict) -> str:
+    """The PaymentIntent (or charge) that paid the invoice, which a refund or a dispute names.
+
+    Before API version 2025-03-31 the invoice had `payment_intent` and `charge`. Since then
+    its payments are InvoicePayments: in `payments` when the invoice was sent with them (an
+    includable field, absent from webhook events by default), and in the
+    `invoice_payment.paid` event, which may come before or after `invoice.paid`; dj-stripe
+    keeps every event it processed, so an earlier one is found there.
+    """
+    found = _stripe_id(invoice.get("payment_intent")) or _stripe_id(invoice.get("charge"))
+    if found:
+        return found
+    payments = [p for p in (invoice.get("payments") or {}).get("data") or [] if p.get("status") == "paid"]
+    if not payments and invoice.get("id"):
+        from djstripe.models import Event
+
+        events = Event.objects.filter(type="invoice_payment.paid", data__object__invoice=invoice["id"])
+        payments = [event.data["object"] for event in events.order_by("created")]
+    return next((ref for ref in map(_invoice_payment_reference, payments) if ref), "")
+
+
+@transaction.atomic
+def record_stripe_invoice_payment(*, invoice_payment: dict) -> Purchase | None:
+    """`invoice_payment.paid`: note the PaymentIntent that paid a subscription invoice on its purchase.
+
+    A refund or a chargeback of a subscription payment names that PaymentIntent (and since
+    API version 2025-03-31 no longer the invoice). Before the invoice's own `invoice.paid`
+    there is no purchase yet: the event is acknowledged, and `invoice.paid` reads it then.
+    """
+    if invoice_payment.get("status") != "paid":
+        return None
+    invoice_id = _stripe_id(invoice_payment.get("invoice"))
+    reference = _invoice_payment_reference(invoice_payment)
+    purchase = (
+        Purchase.objects.select_for_update().filter(provider=Provider.STRIPE, provider_reference=invoice_id).first()
+        if invoice_id
+        else None
+    )
+    if purchase is None or not reference:
+        logger.info("Stripe invoice payment %s: no purchase for invoice %s yet", invoice_payment.get("id"), invoice_id)
+        return None
+    if not purchase.provider_payment_id:
+        purchase.provider_payment_id = reference
+        purchase.save(update_fields=["provider_payment_id"])
+    return purchase
+
+
 @transaction.atomic
 def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     """`invoice.paid`: grant the period's credits of the subscribed plan, once per invoice.
@@ -693,7 +746,7 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
         )
     purchase.status = Purchase.Status.COMPLETED
     purchase.completed_at = timezone.now()
-    purchase.provider_payment_id = _stripe_id(invoice.get("payment_intent")) or _stripe_id(invoice.get("charge"))
+    purchase.provider_payment_id = _invoice_payment_id(invoice)
     purchase.ledger_transaction = txn
     purchase.save(update_fields=["status", "completed_at", "provider_payment_id", "ledger_transaction"])
     from billing import tasks
@@ -750,11 +803,14 @@ def record_stripe_subscription(*, subscription: dict, deleted: bool = False) -> 
 
 
 def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Purchase:
+    """The purchase a charge paid: by its PaymentIntent (or the charge itself, paid without one),
+    as checkouts and invoice payments store them, or by its `invoice` (API versions before 2025-03-31)."""
     payment_intent = _stripe_id(charge_or_dispute.get("payment_intent"))
     invoice = _stripe_id(charge_or_dispute.get("invoice"))
+    payment_ids = [payment_id for payment_id in (payment_intent, charge_id) if payment_id]
     purchase = None
-    if payment_intent:
-        purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_payment_id=payment_intent).first()
+    if payment_ids:
+        purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_payment_id__in=payment_ids).first()
     if purchase is None and invoice:
         purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=invoice).first()
     if purchase is None or purchase.completed_at is None:
@@ -1165,6 +1221,7 @@ def install_stripe_webhook_endpoint(*, secret: str, endpoint_id: str = "we_credi
                 "checkout.session.async_payment_failed",
                 "checkout.session.expired",
                 "invoice.paid",
+                "invoice_payment.paid",
                 "customer.subscription.created",
                 "customer.subscription.updated",
                 "customer.subscription.deleted",

@@ -27,6 +27,11 @@ def on_invoice_paid(sender, event, **kwargs):
     services.record_stripe_invoice_paid(invoice=event.data["object"])
 
 
+@djstripe_receiver("invoice_payment.paid")
+def on_invoice_payment_paid(sender, event, **kwargs):
+    services.record_stripe_invoice_payment(invoice_payment=event.data["object"])
+
+
 @djstripe_receiver(["customer.subscription.created", "customer.subscription.updated"])
 def on_subscription_updated(sender, event, **kwargs):
     services.record_stripe_subscription(subscription=event.data["object"])

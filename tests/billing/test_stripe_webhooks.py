@@ -826,6 +826,111 @@ def test_a_deleted_subscription_stays_canceled_and_its_late_invoice_grants_nothi
     assert verify_ledger().ok
 
 
+def invoice_payment_intent(fake_stripe, subscription: dict, amount_cents: int) -> dict:
+    return fake_stripe.put(
+        {
+            "id": new_id("pi"),
+            "object": "payment_intent",
+            "amount": amount_cents,
+            "currency": "usd",
+            "status": "succeeded",
+            "customer": subscription["customer"],
+            "payment_method": None,
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "order", ["invoice-then-payment", "payment-then-invoice", "shape-before-2025-03-31"], ids=lambda order: order
+)
+def test_a_refund_and_a_chargeback_of_a_subscription_payment_find_its_purchase(
+    fake_stripe, stripe_prices, deliver, organization, order
+):
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, "starter", customer=buyer["id"])
+    intent = invoice_payment_intent(fake_stripe, subscription, 1999)
+    legacy = order == "shape-before-2025-03-31"
+    paid = invoice(
+        fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_create", legacy=legacy
+    )
+    charge = {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": 1999,
+        "amount_refunded": 0,
+        "refunded": False,
+        "currency": "usd",
+        "paid": True,
+        "status": "succeeded",
+        "payment_intent": intent["id"],
+        "customer": buyer["id"],
+        "livemode": False,
+        "created": int(time.time()),
+        "metadata": {},
+    }
+    if legacy:
+        # Before 2025-03-31 the invoice named its PaymentIntent and the charge its invoice.
+        paid = fake_stripe.put({**paid, "payment_intent": intent["id"]})
+        charge["invoice"] = paid["id"]
+        events = [stripe_event("invoice.paid", paid)]
+    else:
+        # Since then neither does: the invoice's payment is an InvoicePayment, with its own event.
+        payment = {
+            "id": new_id("inpay"),
+            "object": "invoice_payment",
+            "invoice": paid["id"],
+            "amount_paid": 1999,
+            "amount_requested": 1999,
+            "currency": "usd",
+            "is_default": True,
+            "livemode": False,
+            "created": int(time.time()),
+            "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+            "status": "paid",
+            "status_transitions": {"paid_at": int(time.time()), "canceled_at": None},
+        }
+        events = [stripe_event("invoice.paid", paid), stripe_event("invoice_payment.paid", payment)]
+        if order == "payment-then-invoice":
+            events.reverse()
+    for event in events:
+        assert deliver(event).status_code == 200
+    assert balance(organization) == 200
+
+    refunded = fake_stripe.put({**charge, "amount_refunded": 1999, "refunded": True})
+    dispute = fake_stripe.put(
+        {
+            "id": new_id("dp"),
+            "object": "dispute",
+            "amount": 1999,
+            "currency": "usd",
+            "charge": charge["id"],
+            "payment_intent": intent["id"],
+            "reason": "fraudulent",
+            "status": "needs_response",
+            "balance_transactions": [],
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+    assert deliver(stripe_event("charge.refunded", refunded)).status_code == 200
+    assert deliver(stripe_event("charge.dispute.created", dispute)).status_code == 200
+
+    purchase = Purchase.objects.get(provider_reference=paid["id"])
+    assert purchase.provider_payment_id == intent["id"]
+    assert (purchase.status, purchase.credits_reclaimed, purchase.refunded_amount) == (
+        "refunded",
+        200,
+        Decimal("19.99"),
+    )
+    assert balance(organization) == 0
+    assert Dispute.objects.get(stripe_dispute_id=dispute["id"]).purchase == purchase
+    assert verify_ledger().ok
+
+
 def test_the_customer_portal_redirects_to_stripe(fake_stripe, stripe_prices, deliver, client, owner, organization):
     buyer = customer(fake_stripe)
     subscription = stripe_subscription(fake_stripe, organization, "starter", customer=buyer["id"])
@@ -851,3 +956,7 @@ def test_webhook_secret_is_the_endpoints(stripe_endpoint):
 
 def test_the_endpoint_subscribes_to_refunds_and_chargebacks_opened_and_closed(stripe_endpoint):
     assert {"charge.refunded", "charge.dispute.created", "charge.dispute.closed"} <= set(stripe_endpoint.enabled_events)
+
+
+def test_the_endpoint_subscribes_to_invoice_payments(stripe_endpoint):
+    assert "invoice_payment.paid" in stripe_endpoint.enabled_events
