@@ -431,6 +431,8 @@ def record_stripe_checkout_completed(*, session: dict) -> Purchase | Subscriptio
     if session.get("payment_status") not in {"paid", "no_payment_required"}:
         return None  # asynchronous payment methods: `checkout.session.async_payment_succeeded` follows
     purchase = _purchase_for_session(session)
+    if purchase is None:
+        return None
     return complete_purchase(
         purchase_id=purchase.pk,
         payment_id=_stripe_id(session.get("payment_intent")) or session["id"],
@@ -440,7 +442,9 @@ def record_stripe_checkout_completed(*, session: dict) -> Purchase | Subscriptio
     )
 
 
-def _purchase_for_session(session: dict) -> Purchase:
+def _purchase_for_session(session: dict) -> Purchase | None:
+    """Our purchase paid by the session; None for a session that is not ours (another system's on
+    the same Stripe account): our purchase exists before its session, so a retry would not find it."""
     purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=session["id"]).first()
     if purchase is None:
         # The session was created but its id not yet stored (the customer paid within
@@ -454,7 +458,8 @@ def _purchase_for_session(session: dict) -> Purchase:
             else None
         )
         if purchase is None:
-            raise PaymentNotRecorded(f"No purchase for Checkout Session {session['id']}.")
+            logger.warning("ignoring Stripe Checkout Session %s: no purchase of ours", session["id"])
+            return None
         Purchase.objects.filter(pk=purchase.pk).update(provider_reference=session["id"])
     return purchase
 
@@ -676,7 +681,9 @@ def record_stripe_invoice_paid(*, invoice: dict) -> Purchase | None:
     subscription = Subscription.objects.filter(stripe_subscription_id=subscription_id).first()
     organization = subscription.organization if subscription else _organization_from(metadata.get("organization_id"))
     if organization is None:
-        raise PaymentNotRecorded(f"No organization for subscription {subscription_id}.")
+        # Our subscriptions carry the organization in their metadata from the checkout on.
+        logger.warning("ignoring Stripe invoice %s of subscription %s that is not ours", invoice["id"], subscription_id)
+        return None
     billed = _billed_lines(invoice)
     plan = (
         Plan.objects.filter(stripe_price_id__in=[_line_price_id(line) for line in billed])
@@ -802,9 +809,16 @@ def record_stripe_subscription(*, subscription: dict, deleted: bool = False) -> 
     )
 
 
-def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Purchase:
-    """The purchase a charge paid: by its PaymentIntent (or the charge itself, paid without one),
-    as checkouts and invoice payments store them, or by its `invoice` (API versions before 2025-03-31)."""
+def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Purchase | None:
+    """The completed purchase a charge paid: by its PaymentIntent (or the charge itself, paid without
+    one), as checkouts and invoice payments store them, or by its `invoice` (API versions before
+    2025-03-31). None, logged, for a charge that is not ours or whose purchase granted nothing.
+
+    A charge of ours whose payment is not recorded yet (a refund delivered before the payment's
+    own event) raises PaymentNotRecorded, so Stripe delivers it again: it is ours when it carries
+    our pending purchase's id (Stripe copies the PaymentIntent's metadata, which our checkout
+    sets, to its charge) or is a charge of one of our subscription customers.
+    """
     payment_intent = _stripe_id(charge_or_dispute.get("payment_intent"))
     invoice = _stripe_id(charge_or_dispute.get("invoice"))
     payment_ids = [payment_id for payment_id in (payment_intent, charge_id) if payment_id]
@@ -813,14 +827,26 @@ def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Pur
         purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_payment_id__in=payment_ids).first()
     if purchase is None and invoice:
         purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=invoice).first()
-    if purchase is None or purchase.completed_at is None:
-        # A refund or dispute delivered before the payment's own event: Stripe retries it.
-        raise PaymentNotRecorded(f"No completed purchase for charge {charge_id or payment_intent}.")
-    return purchase
+    purchase_id = str((charge_or_dispute.get("metadata") or {}).get("purchase_id") or "")
+    if purchase is None and purchase_id.isdigit():
+        purchase = Purchase.objects.filter(pk=int(purchase_id), provider=Provider.STRIPE).first()
+    if purchase is not None and purchase.completed_at is not None:
+        return purchase
+    customer = _stripe_id(charge_or_dispute.get("customer"))
+    if (purchase is not None and purchase.status == Purchase.Status.PENDING) or (
+        purchase is None and customer and Subscription.objects.filter(stripe_customer_id=customer).exists()
+    ):
+        raise PaymentNotRecorded(f"No completed purchase for charge {charge_id or payment_intent} yet.")
+    logger.warning(
+        "ignoring Stripe charge %s: %s",
+        charge_id or payment_intent,
+        f"purchase #{purchase.pk} is {purchase.status}" if purchase else "no purchase of ours",
+    )
+    return None
 
 
 @transaction.atomic
-def record_stripe_refund(*, charge: dict) -> Purchase:
+def record_stripe_refund(*, charge: dict) -> Purchase | None:
     """`charge.refunded`: take back the refunded share of the purchase's credits.
 
     The charge's `amount_refunded` is cumulative, so each event brings the reclaimed
@@ -829,6 +855,8 @@ def record_stripe_refund(*, charge: dict) -> Purchase:
     rest is recorded on the purchase (`credits_shortfall`) and in the audit log for staff.
     """
     purchase = _purchase_for_charge(charge, charge_id=charge.get("id", ""))
+    if purchase is None:
+        return None
     purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
     paid_cents = int(charge.get("amount") or 0)
     refunded_cents = min(int(charge.get("amount_refunded") or 0), paid_cents)
@@ -888,12 +916,14 @@ def _take_back_share(
 
 
 @transaction.atomic
-def record_stripe_dispute(*, dispute: dict) -> Dispute:
+def record_stripe_dispute(*, dispute: dict) -> Dispute | None:
     """`charge.dispute.created`: flag the organization with an open dispute for staff."""
     existing = Dispute.objects.filter(stripe_dispute_id=dispute["id"]).first()
     if existing is not None:
         return existing
     purchase = _purchase_for_charge(dispute, charge_id=_stripe_id(dispute.get("charge")))
+    if purchase is None:
+        return None
     try:
         with transaction.atomic():
             created = Dispute.objects.create(
@@ -916,7 +946,7 @@ def record_stripe_dispute(*, dispute: dict) -> Dispute:
 
 
 @transaction.atomic
-def record_stripe_dispute_closed(*, dispute: dict) -> Dispute:
+def record_stripe_dispute_closed(*, dispute: dict) -> Dispute | None:
     """`charge.dispute.closed`: a chargeback Stripe has decided.
 
     Lost, the bank took the disputed money back: the purchase's credits are taken back in
@@ -925,6 +955,8 @@ def record_stripe_dispute_closed(*, dispute: dict) -> Dispute:
     already keeps its resolution (what it gave back stays counted against the purchase).
     """
     found = record_stripe_dispute(dispute=dispute)
+    if found is None:
+        return None
     purchase = Purchase.objects.select_for_update().get(pk=found.purchase_id)
     found = Dispute.objects.select_for_update().get(pk=found.pk)
     status = dispute.get("status") or "closed"

@@ -4,7 +4,10 @@ dj-stripe verifies the `Stripe-Signature` of each delivery to /stripe/webhook/<u
 (a forged or stale one is a 400 and reaches no receiver), stores the Event once, and
 sends these signals in the same database transaction; an exception here rolls back the
 whole event, so Stripe delivers it again later (how an event that arrives before the
-payment it refers to gets applied).
+payment it refers to gets applied: `PaymentNotRecorded`, and any real error such as the
+database being down). An event about an object that is not ours (a charge or a Checkout
+Session of another system on the same Stripe account) is logged and acknowledged, changing
+nothing, so Stripe does not retry it for days.
 """
 
 from djstripe.event_handlers import djstripe_receiver

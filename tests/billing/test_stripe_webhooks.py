@@ -65,6 +65,7 @@ def paid_session(fake_stripe, purchase: Purchase, **overrides) -> dict:
 
 
 def charge_for(fake_stripe, purchase: Purchase, *, refunded_cents: int = 0) -> dict:
+    """The purchase's charge; Stripe copies the PaymentIntent's metadata (set by our checkout) to it."""
     return fake_stripe.put(
         {
             "id": new_id("ch"),
@@ -79,7 +80,11 @@ def charge_for(fake_stripe, purchase: Purchase, *, refunded_cents: int = 0) -> d
             "customer": None,
             "livemode": False,
             "created": int(time.time()),
-            "metadata": {},
+            "metadata": {
+                "purchase_id": str(purchase.pk),
+                "quote_id": str(purchase.quote_id),
+                "organization_id": str(purchase.organization_id),
+            },
         }
     )
 
@@ -250,6 +255,116 @@ def test_a_refund_arriving_before_its_payment_is_retried_and_then_applied_once(
     deliver(stripe_event("checkout.session.completed", session))
     assert balance(organization) == 1000
     assert deliver(refund).status_code == 200
+    assert deliver(refund).status_code == 200
+    assert balance(organization) == 0
+
+
+def test_events_about_payments_that_are_not_ours_are_acknowledged_and_change_nothing(
+    fake_stripe, deliver, organization, owner
+):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    # Another system on the same Stripe account: its session, charge and dispute are not ours.
+    intent = fake_stripe.put(
+        {
+            "id": new_id("pi"),
+            "object": "payment_intent",
+            "amount": 5000,
+            "currency": "usd",
+            "status": "succeeded",
+            "livemode": False,
+            "created": int(time.time()),
+            "customer": None,
+            "payment_method": None,
+            "metadata": {"order": "shop-42"},
+        }
+    )
+    session = fake_stripe.put(
+        {
+            "id": new_id("cs"),
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "complete",
+            "payment_status": "paid",
+            "amount_total": 5000,
+            "currency": "usd",
+            "payment_intent": intent["id"],
+            "customer": None,
+            "client_reference_id": None,
+            "metadata": {"order": "shop-42"},
+            "livemode": False,
+            "created": int(time.time()),
+            "subscription": None,
+            "url": None,
+        }
+    )
+    charge = fake_stripe.put(
+        {
+            "id": new_id("ch"),
+            "object": "charge",
+            "amount": 5000,
+            "amount_refunded": 5000,
+            "refunded": True,
+            "currency": "usd",
+            "paid": True,
+            "status": "succeeded",
+            "payment_intent": intent["id"],
+            "customer": None,
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {"order": "shop-42"},
+        }
+    )
+    dispute = fake_stripe.put(
+        {
+            "id": new_id("dp"),
+            "object": "dispute",
+            "amount": 5000,
+            "currency": "usd",
+            "charge": charge["id"],
+            "payment_intent": intent["id"],
+            "reason": "fraudulent",
+            "status": "lost",
+            "balance_transactions": [],
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+    events = [
+        stripe_event("checkout.session.completed", session),
+        stripe_event("charge.refunded", charge),
+        stripe_event("charge.dispute.created", {**dispute, "status": "needs_response"}),
+        stripe_event("charge.dispute.closed", dispute),
+    ]
+
+    assert [deliver(event).status_code for event in events] == [200, 200, 200, 200]
+
+    assert balance(organization) == 1000
+    assert list(Purchase.objects.values_list("pk", flat=True)) == [purchase.pk]
+    assert not Dispute.objects.exists()
+    assert verify_ledger().ok
+
+
+def test_a_database_error_while_applying_an_event_still_fails_so_stripe_delivers_it_again(
+    fake_stripe, deliver, organization, owner, monkeypatch
+):
+    from django.db import OperationalError
+    from djstripe.models import Event
+
+    from billing import services
+
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    refund = stripe_event("charge.refunded", charge_for(fake_stripe, purchase, refunded_cents=9500))
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "_purchase_for_charge", database_down)
+        assert deliver(refund).status_code == 500
+    assert not Event.objects.filter(id=refund["id"]).exists()
+    assert balance(organization) == 1000
+
     assert deliver(refund).status_code == 200
     assert balance(organization) == 0
 
@@ -928,6 +1043,58 @@ def test_a_refund_and_a_chargeback_of_a_subscription_payment_find_its_purchase(
     )
     assert balance(organization) == 0
     assert Dispute.objects.get(stripe_dispute_id=dispute["id"]).purchase == purchase
+    assert verify_ledger().ok
+
+
+def test_a_refund_of_a_renewal_not_recorded_yet_is_retried_and_then_applied(
+    fake_stripe, stripe_prices, deliver, organization
+):
+    buyer = customer(fake_stripe)
+    month_ago = int(time.time()) - 30 * 86400
+    subscription = subscribe(
+        fake_stripe, deliver, organization, "starter", 1999, customer_id=buyer["id"], start=month_ago
+    )
+    renewal = invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_cycle")
+    intent = invoice_payment_intent(fake_stripe, subscription, 1999)
+    charge = fake_stripe.put(
+        {
+            "id": new_id("ch"),
+            "object": "charge",
+            "amount": 1999,
+            "amount_refunded": 1999,
+            "refunded": True,
+            "currency": "usd",
+            "paid": True,
+            "status": "succeeded",
+            "payment_intent": intent["id"],
+            "customer": buyer["id"],
+            "livemode": False,
+            "created": int(time.time()),
+            "metadata": {},
+        }
+    )
+    refund = stripe_event("charge.refunded", charge)
+
+    # A charge of our subscription's customer that matches no purchase yet: Stripe retries it.
+    assert deliver(refund).status_code == 500
+    assert balance(organization) == 200
+
+    payment = {
+        "id": new_id("inpay"),
+        "object": "invoice_payment",
+        "invoice": renewal["id"],
+        "amount_paid": 1999,
+        "currency": "usd",
+        "payment": {"type": "payment_intent", "payment_intent": intent["id"]},
+        "status": "paid",
+    }
+    deliver(stripe_event("invoice_payment.paid", payment))
+    deliver(stripe_event("invoice.paid", renewal))
+    assert balance(organization) == 400
+
+    assert deliver(refund).status_code == 200
+    assert balance(organization) == 200
+    assert Purchase.objects.get(provider_reference=renewal["id"]).status == "refunded"
     assert verify_ledger().ok
 
 
