@@ -15,10 +15,19 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils import timezone
+
+# The plan every organization starts on and falls back to when a subscription ends
+# (accounts.Organization.plan's default, billing.services): it is always active.
+DEFAULT_PLAN_CODE = "free"
+DEFAULT_PLAN_INACTIVE_MESSAGE = (
+    "The Free plan is the default every organization starts on and returns to when a subscription ends: "
+    "it cannot be deactivated."
+)
 
 
 def plan_allows_query_type(allows_all_query_types: bool, allowed_query_types: list[str], query_type: str) -> bool:
@@ -55,10 +64,21 @@ class Plan(models.Model):
                 condition=models.Q(subscriber_discount_percent__gte=0, subscriber_discount_percent__lte=100),
                 name="billing_plan_discount_range",
             ),
+            models.CheckConstraint(
+                condition=Q(is_active=True) | ~Q(code=DEFAULT_PLAN_CODE),
+                name="billing_plan_default_active",
+                violation_error_message=DEFAULT_PLAN_INACTIVE_MESSAGE,
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Also here, not only in the constraint: the admin form shows `code` read-only, and
+        # Django skips validating a constraint on a field the form does not edit.
+        if self.code == DEFAULT_PLAN_CODE and not self.is_active:
+            raise ValidationError({"is_active": DEFAULT_PLAN_INACTIVE_MESSAGE})
 
     def allows_query_type(self, query_type: str) -> bool:
         return plan_allows_query_type(self.allows_all_query_types, self.allowed_query_types, query_type)

@@ -1,0 +1,126 @@
+"""Staff editing pricing data in the admin: every refused edit says why and changes nothing."""
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from billing.models import Plan
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def form_data(obj, fields: list[str], **changes) -> dict:
+    """What the admin's change form posts back for `obj`, with `changes` applied."""
+    data = {}
+    for name in fields:
+        value = getattr(obj, name)
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = "" if value is None else str(value)
+    for name, value in changes.items():
+        if value is False:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return data
+
+
+PLAN_FIELDS = [
+    "name",
+    "monthly_price",
+    "monthly_credits",
+    "allows_all_query_types",
+    "max_api_keys",
+    "requests_per_minute",
+    "subscriber_discount_percent",
+    "stripe_price_id",
+    "is_active",
+    "sort_order",
+]
+
+
+def post_plan(staff_client, plan: Plan, **changes):
+    import json
+
+    data = form_data(plan, PLAN_FIELDS, **changes)
+    data.setdefault("allowed_query_types", json.dumps(plan.allowed_query_types))
+    return staff_client.post(reverse("admin:billing_plan_change", args=[plan.pk]), data)
+
+
+def errors_of(response) -> str:
+    """The page's text when the admin refused the form (a 200 that shows the form again)."""
+    assert response.status_code == 200, response.status_code
+    page = response.content.decode()
+    assert "Please correct the error" in page
+    return page
+
+
+# --- The default plan ---------------------------------------------------------------------------
+
+
+def test_the_free_plan_cannot_be_deactivated_in_its_form(staff_client):
+    free = Plan.objects.get(code="free")
+
+    page = errors_of(post_plan(staff_client, free, is_active=False))
+
+    assert "The Free plan is the default every organization starts on" in page
+    assert Plan.objects.get(code="free").is_active
+
+
+def test_the_free_plan_cannot_be_deactivated_from_the_list(staff_client):
+    plans = list(Plan.objects.order_by("sort_order"))
+    data = {
+        "form-TOTAL_FORMS": str(len(plans)),
+        "form-INITIAL_FORMS": str(len(plans)),
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
+    for index, plan in enumerate(plans):
+        data[f"form-{index}-id"] = str(plan.pk)
+        if plan.code != "free":
+            data[f"form-{index}-is_active"] = "on"
+
+    response = staff_client.post(reverse("admin:billing_plan_changelist"), data)
+
+    assert response.status_code == 200
+    assert "it cannot be deactivated" in response.content.decode()
+    assert Plan.objects.get(code="free").is_active
+
+
+def test_another_plan_can_still_be_deactivated(staff_client):
+    starter = Plan.objects.get(code="starter")
+
+    response = post_plan(staff_client, starter, is_active=False)
+
+    assert response.status_code == 302
+    assert not Plan.objects.get(code="starter").is_active
+
+
+def test_the_model_and_the_database_keep_the_free_plan_active():
+    free = Plan.objects.get(code="free")
+    free.is_active = False
+
+    with pytest.raises(ValidationError) as refused:
+        free.full_clean()
+    assert "cannot be deactivated" in str(refused.value.message_dict["is_active"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Plan.objects.filter(code="free").update(is_active=False)
+
+
+def test_no_plan_can_be_deleted_in_the_admin(staff_client):
+    free = Plan.objects.get(code="free")
+
+    response = staff_client.post(reverse("admin:billing_plan_delete", args=[free.pk]), {"post": "yes"})
+
+    assert response.status_code == 403
+    assert Plan.objects.filter(code="free").exists()
