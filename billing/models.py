@@ -11,6 +11,8 @@
 - Money is Decimal with 2 places, in `usd`.
 """
 
+import json
+import re
 import uuid
 from decimal import Decimal
 
@@ -30,6 +32,10 @@ DEFAULT_PLAN_INACTIVE_MESSAGE = (
 )
 
 
+# The contract's `queryType` (docs/public-contract.md): what a plan may list.
+QUERY_TYPE_PATTERN = re.compile(r"\A[a-z0-9_.-]{1,64}\Z")
+
+
 def plan_allows_query_type(allows_all_query_types: bool, allowed_query_types: list[str], query_type: str) -> bool:
     return allows_all_query_types or query_type in allowed_query_types
 
@@ -43,7 +49,12 @@ class Plan(models.Model):
     monthly_credits = models.PositiveIntegerField(default=0)
     allows_all_query_types = models.BooleanField(default=False)
     allowed_query_types = models.JSONField(
-        default=list, blank=True, help_text='Query types allowed when not all are, e.g. ["standard"].'
+        default=list,
+        blank=True,
+        help_text=(
+            'When not all query types are allowed: a JSON list of the allowed ones, e.g. ["standard", "search"] '
+            "(each 1 to 64 characters of a-z, 0-9, '_', '.' and '-'). Leave [] when all are allowed."
+        ),
     )
     max_api_keys = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     requests_per_minute = models.PositiveIntegerField(default=60)
@@ -77,8 +88,38 @@ class Plan(models.Model):
     def clean(self) -> None:
         # Also here, not only in the constraint: the admin form shows `code` read-only, and
         # Django skips validating a constraint on a field the form does not edit.
+        errors = {}
         if self.code == DEFAULT_PLAN_CODE and not self.is_active:
-            raise ValidationError({"is_active": DEFAULT_PLAN_INACTIVE_MESSAGE})
+            errors["is_active"] = DEFAULT_PLAN_INACTIVE_MESSAGE
+        problem = self._allowed_query_types_problem()
+        if problem:
+            errors["allowed_query_types"] = problem
+        if errors:
+            raise ValidationError(errors)
+
+    def _allowed_query_types_problem(self) -> str | None:
+        types = self.allowed_query_types
+        example = 'e.g. ["standard", "search"]'
+        # A JSON string would be matched character by character ("s", "t", ...).
+        if not isinstance(types, list):
+            return f"Enter a JSON list of query type names, {example}, not a single value or an object."
+        bad = [value for value in types if not isinstance(value, str) or not QUERY_TYPE_PATTERN.match(value)]
+        if bad:
+            shown = ", ".join(json.dumps(value) for value in bad[:5])
+            return (
+                f"Not a query type name: {shown}. Each is a string of 1 to 64 characters of a-z, 0-9, "
+                f"'_', '.' and '-', {example}."
+            )
+        if len(set(types)) != len(types):
+            return "List each query type once."
+        if self.allows_all_query_types and types:
+            return "This plan allows all query types: leave the list empty ([]), or untick “Allows all query types”."
+        if not self.allows_all_query_types and not types:
+            return (
+                "A plan that does not allow all query types must list at least one, "
+                f"{example}; otherwise every usage report is refused."
+            )
+        return None
 
     def allows_query_type(self, query_type: str) -> bool:
         return plan_allows_query_type(self.allows_all_query_types, self.allowed_query_types, query_type)

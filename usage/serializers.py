@@ -17,9 +17,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.models import QUERY_TYPE_PATTERN
 from core.api import MAX_BIGINT, StrictCharField, StrictIntegerField
 
-QUERY_TYPE_PATTERN = re.compile(r"\A[a-z0-9_.-]{1,64}\Z")
 EVENT_ID_PATTERN = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 METADATA_MAX_BYTES = 8192
 MAX_CREDITS = 1_000_000

@@ -11,8 +11,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, superuser):
-    client.force_login(superuser)
+def staff_client(client):
+    from accounts.models import User
+
+    # No password: hashing one costs seconds a test, and force_login needs none.
+    client.force_login(User.objects.create_superuser(email="root@creditdesk.test", password=None))
     return client
 
 
@@ -124,3 +127,59 @@ def test_no_plan_can_be_deleted_in_the_admin(staff_client):
 
     assert response.status_code == 403
     assert Plan.objects.filter(code="free").exists()
+
+
+# --- Allowed query types --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("posted", "message"),
+    [
+        ('"standard"', "Enter a JSON list of query type names"),
+        ('{"standard": true}', "Enter a JSON list of query type names"),
+        ("[1, 2]", "Not a query type name: 1, 2."),
+        ('["Standard"]', "Not a query type name: &quot;Standard&quot;."),
+        ('["standard", ""]', "Not a query type name: &quot;&quot;."),
+        ('["' + "x" * 65 + '"]', "Each is a string of 1 to 64 characters"),
+        ('["standard", "standard"]', "List each query type once."),
+        ("[]", "must list at least one"),
+    ],
+)
+def test_a_bad_list_of_query_types_is_refused_with_a_clear_message(staff_client, posted, message):
+    starter = Plan.objects.get(code="starter")
+
+    page = errors_of(post_plan(staff_client, starter, allowed_query_types=posted))
+
+    assert message in page
+    assert Plan.objects.get(code="starter").allowed_query_types == ["standard"]
+
+
+def test_a_plan_allowing_all_query_types_keeps_its_list_empty(staff_client):
+    professional = Plan.objects.get(code="professional")
+
+    page = errors_of(post_plan(staff_client, professional, allowed_query_types='["standard"]'))
+
+    assert "This plan allows all query types: leave the list empty" in page
+    assert Plan.objects.get(code="professional").allowed_query_types == []
+
+
+def test_a_good_list_of_query_types_is_saved_and_shown_to_customers(staff_client, client, owner):
+    starter = Plan.objects.get(code="starter")
+
+    response = post_plan(staff_client, starter, allowed_query_types='["standard", "geo.lookup", "bulk_v2"]')
+
+    assert response.status_code == 302
+    assert Plan.objects.get(code="starter").allowed_query_types == ["standard", "geo.lookup", "bulk_v2"]
+    client.force_login(owner)
+    plans = {plan["code"]: plan for plan in client.get("/api/subscription").json()["plans"]}
+    assert plans["starter"]["allowedQueryTypes"] == ["standard", "geo.lookup", "bulk_v2"]
+
+
+def test_the_model_refuses_a_string_of_query_types():
+    starter = Plan.objects.get(code="starter")
+    starter.allowed_query_types = "standard"
+
+    with pytest.raises(ValidationError) as refused:
+        starter.full_clean()
+
+    assert list(refused.value.message_dict) == ["allowed_query_types"]
