@@ -70,10 +70,15 @@ class Plan(models.Model):
     class Meta:
         ordering = ["sort_order", "monthly_price"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(monthly_price__gte=0), name="billing_plan_price_nonneg"),
+            models.CheckConstraint(
+                condition=models.Q(monthly_price__gte=0),
+                name="billing_plan_price_nonneg",
+                violation_error_message="The monthly price cannot be negative (0.00 for a free plan).",
+            ),
             models.CheckConstraint(
                 condition=models.Q(subscriber_discount_percent__gte=0, subscriber_discount_percent__lte=100),
                 name="billing_plan_discount_range",
+                violation_error_message="The subscriber discount is a percentage from 0 to 100.",
             ),
             models.CheckConstraint(
                 condition=Q(is_active=True) | ~Q(code=DEFAULT_PLAN_CODE),
@@ -141,8 +146,16 @@ class CreditPackage(models.Model):
     class Meta:
         ordering = ["sort_order", "credits"]
         constraints = [
-            models.CheckConstraint(condition=Q(credits__gte=1), name="billing_package_credits_positive"),
-            models.CheckConstraint(condition=Q(price__gt=0), name="billing_package_price_positive"),
+            models.CheckConstraint(
+                condition=Q(credits__gte=1),
+                name="billing_package_credits_positive",
+                violation_error_message="A credit pack holds at least 1 credit.",
+            ),
+            models.CheckConstraint(
+                condition=Q(price__gt=0),
+                name="billing_package_price_positive",
+                violation_error_message="A credit pack's price must be more than 0.00.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -152,13 +165,19 @@ class CreditPackage(models.Model):
 class BulkDiscountTier(models.Model):
     """A percentage off custom amounts of at least `min_credits` (the highest tier reached applies)."""
 
-    min_credits = models.PositiveIntegerField(unique=True)
+    min_credits = models.PositiveIntegerField(
+        unique=True, error_messages={"unique": "There is already a bulk discount tier from this number of credits."}
+    )
     percent = models.DecimalField(max_digits=5, decimal_places=2)
 
     class Meta:
         ordering = ["min_credits"]
         constraints = [
-            models.CheckConstraint(condition=Q(percent__gt=0, percent__lt=100), name="billing_tier_percent_range"),
+            models.CheckConstraint(
+                condition=Q(percent__gt=0, percent__lt=100),
+                name="billing_tier_percent_range",
+                violation_error_message="A bulk discount is a percentage above 0 and below 100.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -181,16 +200,27 @@ class Promotion(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(Upper("code"), name="billing_promotion_code_ci_unique"),
+            models.UniqueConstraint(
+                Upper("code"),
+                name="billing_promotion_code_ci_unique",
+                violation_error_message="A promotion with this code already exists (codes are matched without regard "
+                "to case).",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(percent_off__isnull=False, bonus_credits__isnull=True, percent_off__gt=0, percent_off__lt=100)
                     | Q(percent_off__isnull=True, bonus_credits__isnull=False, bonus_credits__gte=1)
                 ),
                 name="billing_promotion_one_benefit",
+                violation_error_message=(
+                    "Give a promotion exactly one benefit: either a percentage off (above 0 and below 100) "
+                    "or bonus credits (1 or more), and leave the other empty."
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")), name="billing_promotion_window"
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="billing_promotion_window",
+                violation_error_message="A promotion must end after it starts (leave the end empty for no end).",
             ),
         ]
 

@@ -183,3 +183,127 @@ def test_the_model_refuses_a_string_of_query_types():
         starter.full_clean()
 
     assert list(refused.value.message_dict) == ["allowed_query_types"]
+
+
+# --- Constraint messages --------------------------------------------------------------------------
+
+INLINE_REDEMPTIONS = {
+    "redemptions-TOTAL_FORMS": "0",
+    "redemptions-INITIAL_FORMS": "0",
+    "redemptions-MIN_NUM_FORMS": "0",
+    "redemptions-MAX_NUM_FORMS": "1000",
+}
+
+
+def promotion_form(**changes) -> dict:
+    data = {
+        "code": "SPRING",
+        "description": "",
+        "percent_off": "",
+        "bonus_credits": "",
+        "starts_at_0": "2026-03-01",
+        "starts_at_1": "00:00:00",
+        "ends_at_0": "",
+        "ends_at_1": "",
+        "max_redemptions": "",
+        "active": "on",
+        "created_at_0": "2026-03-01",
+        "created_at_1": "00:00:00",
+        **INLINE_REDEMPTIONS,
+    }
+    data.update(changes)
+    return data
+
+
+def assert_refused_in_plain_words(response, message: str) -> None:
+    page = errors_of(response)
+    assert message in page
+    assert "Constraint “" not in page and "is violated" not in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"percent_off": "10", "bonus_credits": "50"}, "Give a promotion exactly one benefit"),
+        ({}, "Give a promotion exactly one benefit"),
+        ({"percent_off": "100"}, "Give a promotion exactly one benefit"),
+        (
+            {"percent_off": "10", "ends_at_0": "2026-02-01", "ends_at_1": "00:00:00"},
+            "A promotion must end after it starts",
+        ),
+    ],
+)
+def test_a_bad_promotion_is_refused_in_plain_words(staff_client, changes, message):
+    from billing.models import Promotion
+
+    response = staff_client.post(reverse("admin:billing_promotion_add"), promotion_form(**changes))
+
+    assert_refused_in_plain_words(response, message)
+    assert not Promotion.objects.filter(code="SPRING").exists()
+
+
+def test_a_promotion_code_taken_in_another_case_is_refused_in_plain_words(staff_client):
+    from billing.models import Promotion
+
+    Promotion.objects.create(code="spring", percent_off=5)
+
+    response = staff_client.post(reverse("admin:billing_promotion_add"), promotion_form(percent_off="10"))
+
+    assert_refused_in_plain_words(response, "A promotion with this code already exists")
+    assert Promotion.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"credits": "0"}, "A credit pack holds at least 1 credit."),
+        ({"price": "0"}, "A credit pack&#x27;s price must be more than 0.00."),
+    ],
+)
+def test_a_bad_credit_pack_is_refused_in_plain_words(staff_client, changes, message):
+    from billing.models import CreditPackage
+
+    before = CreditPackage.objects.count()
+    data = {"name": "Tiny pack", "credits": "10", "price": "1.00", "active": "on", "sort_order": "9", **changes}
+
+    response = staff_client.post(reverse("admin:billing_creditpackage_add"), data)
+
+    assert_refused_in_plain_words(response, message)
+    assert CreditPackage.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"monthly_price": "-1.00"}, "The monthly price cannot be negative"),
+        ({"subscriber_discount_percent": "150"}, "The subscriber discount is a percentage from 0 to 100."),
+    ],
+)
+def test_a_bad_plan_is_refused_in_plain_words(staff_client, changes, message):
+    starter = Plan.objects.get(code="starter")
+
+    assert_refused_in_plain_words(post_plan(staff_client, starter, **changes), message)
+    starter_after = Plan.objects.get(code="starter")
+    assert (starter_after.monthly_price, starter_after.subscriber_discount_percent) == (
+        starter.monthly_price,
+        starter.subscriber_discount_percent,
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"min_credits": "100000", "percent": "0"}, "A bulk discount is a percentage above 0 and below 100."),
+        ({"min_credits": "100000", "percent": "100"}, "A bulk discount is a percentage above 0 and below 100."),
+        ({"min_credits": "1000", "percent": "5"}, "There is already a bulk discount tier from this number of credits."),
+    ],
+)
+def test_a_bad_bulk_tier_is_refused_in_plain_words(staff_client, data, message):
+    from billing.models import BulkDiscountTier
+
+    before = list(BulkDiscountTier.objects.values_list("min_credits", "percent"))
+
+    response = staff_client.post(reverse("admin:billing_bulkdiscounttier_add"), data)
+
+    assert_refused_in_plain_words(response, message)
+    assert list(BulkDiscountTier.objects.values_list("min_credits", "percent")) == before
