@@ -23,6 +23,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from billing.pricing import TierRule, tier_order_problem
+
 # The plan every organization starts on and falls back to when a subscription ends
 # (accounts.Organization.plan's default, billing.services): it is always active.
 DEFAULT_PLAN_CODE = "free"
@@ -163,7 +165,11 @@ class CreditPackage(models.Model):
 
 
 class BulkDiscountTier(models.Model):
-    """A percentage off custom amounts of at least `min_credits` (the highest tier reached applies)."""
+    """A percentage off custom amounts of at least `min_credits` (the highest tier reached applies).
+
+    A tier for more credits never gives less off than one for fewer (clean(), with
+    billing.pricing.tier_order_problem), so buying more never costs more per credit.
+    """
 
     min_credits = models.PositiveIntegerField(
         unique=True, error_messages={"unique": "There is already a bulk discount tier from this number of credits."}
@@ -182,6 +188,15 @@ class BulkDiscountTier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.percent}% from {self.min_credits} credits"
+
+    def clean(self) -> None:
+        if self.min_credits is None or self.percent is None:
+            return
+        others = BulkDiscountTier.objects.exclude(pk=self.pk).exclude(min_credits=self.min_credits)
+        tiers = [TierRule(tier.min_credits, tier.percent) for tier in others]
+        problem = tier_order_problem([*tiers, TierRule(self.min_credits, self.percent)])
+        if problem:
+            raise ValidationError(problem)
 
 
 class Promotion(models.Model):

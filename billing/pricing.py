@@ -12,6 +12,7 @@ Rules (documented for customers on the buy page and in the API schema):
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from typing import Any
 
 CENT = Decimal("0.01")
@@ -68,6 +69,25 @@ class Breakdown:
             "discounts": self.discounts,
             "total": money_str(self.total),
         }
+
+
+def tier_order_problem(tiers: Sequence[TierRule]) -> str | None:
+    """Why a set of tiers is inconsistent (a tier for more credits gives less off), else None.
+
+    `best_tier` takes the highest tier reached, so a tier for fewer credits with a bigger
+    percentage would make buying more cost more (50% from 0 and 5% from 1,000: 999 credits
+    get 50% off, 1,000 get 5%).
+    """
+    ordered = sorted(tiers, key=lambda tier: tier.min_credits)
+    for fewer, more in pairwise(ordered):
+        if more.percent < fewer.percent:
+            low, high = percent_label(fewer.percent), percent_label(more.percent)
+            return (
+                "A tier for more credits must give at least the discount of a tier for fewer: "
+                f"{low} from {fewer.min_credits:,} credits is more than {high} from {more.min_credits:,} credits "
+                f"({more.min_credits - 1:,} credits would get {low} off, {more.min_credits:,} only {high})."
+            )
+    return None
 
 
 def best_tier(credits: int, tiers: list[TierRule]) -> TierRule | None:

@@ -307,3 +307,50 @@ def test_a_bad_bulk_tier_is_refused_in_plain_words(staff_client, data, message):
 
     assert_refused_in_plain_words(response, message)
     assert list(BulkDiscountTier.objects.values_list("min_credits", "percent")) == before
+
+
+# --- Bulk tiers in order (as installed: 5% from 1,000, 10% from 5,000, 15% from 20,000) -------------
+
+
+def tiers() -> list[tuple[int, str]]:
+    from billing.models import BulkDiscountTier
+
+    return [(tier.min_credits, str(tier.percent)) for tier in BulkDiscountTier.objects.order_by("min_credits")]
+
+
+INSTALLED_TIERS = [(1000, "5.00"), (5000, "10.00"), (20000, "15.00")]
+
+
+def test_a_tier_giving_more_off_for_fewer_credits_is_refused(staff_client):
+    response = staff_client.post(reverse("admin:billing_bulkdiscounttier_add"), {"min_credits": "0", "percent": "50"})
+
+    page = errors_of(response)
+    assert "50% from 0 credits is more than 5% from 1,000 credits" in page
+    assert tiers() == INSTALLED_TIERS
+
+
+def test_raising_a_tier_above_the_next_one_is_refused(staff_client):
+    from billing.models import BulkDiscountTier
+
+    middle = BulkDiscountTier.objects.get(min_credits=5000)
+
+    response = staff_client.post(
+        reverse("admin:billing_bulkdiscounttier_change", args=[middle.pk]), {"min_credits": "5000", "percent": "20"}
+    )
+
+    assert "20% from 5,000 credits is more than 15% from 20,000 credits" in errors_of(response)
+    assert tiers() == INSTALLED_TIERS
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"min_credits": "10000", "percent": "10"}, [*INSTALLED_TIERS[:2], (10000, "10.00"), INSTALLED_TIERS[2]]),
+        ({"min_credits": "50000", "percent": "20"}, [*INSTALLED_TIERS, (50000, "20.00")]),
+    ],
+)
+def test_a_tier_in_order_is_added(staff_client, data, expected):
+    response = staff_client.post(reverse("admin:billing_bulkdiscounttier_add"), data)
+
+    assert response.status_code == 302
+    assert tiers() == expected

@@ -13,7 +13,7 @@ from billing.errors import (
     UnknownPackage,
 )
 from billing.models import CreditPackage, Promotion, PromotionRedemption, Quote
-from billing.pricing import PromotionRule, TierRule, compute_breakdown
+from billing.pricing import PromotionRule, TierRule, compute_breakdown, tier_order_problem
 from billing.services import change_plan, create_quote
 
 TIERS = [TierRule(1000, Decimal(5)), TierRule(5000, Decimal(10)), TierRule(20000, Decimal(15))]
@@ -200,3 +200,22 @@ def test_housekeeping_expires_unpaid_purchases_and_frees_their_promotion(sandbox
     assert purchase.status == "expired"
     assert not PromotionRedemption.objects.exists()
     assert Quote.objects.filter(pk=quote.pk).exists()
+
+
+# --- Tiers in order ---------------------------------------------------------------------------
+
+
+def test_tiers_giving_more_off_for_more_credits_are_consistent():
+    tiers = [TierRule(5000, Decimal("10")), TierRule(1000, Decimal("5")), TierRule(20000, Decimal("10"))]
+
+    assert tier_order_problem(tiers) is None
+    assert tier_order_problem([]) is None
+
+
+def test_a_tier_giving_less_off_for_more_credits_is_named():
+    problem = tier_order_problem([TierRule(1000, Decimal("5")), TierRule(0, Decimal("50"))])
+
+    assert problem == (
+        "A tier for more credits must give at least the discount of a tier for fewer: 50% from 0 credits is "
+        "more than 5% from 1,000 credits (999 credits would get 50% off, 1,000 only 5%)."
+    )
