@@ -603,8 +603,9 @@ class SubscriptionChangeApi(BillingChangeApi):
         description=(
             "With a live Stripe subscription the price changes at once with proration (an upgrade is invoiced "
             'now). Without one, a paid plan answers `{"checkoutUrl"}` (Stripe Checkout, subscription mode) or, in '
-            "the sandbox, changes at once. `free` cancels at the end of the period. Needs a client admin; with an "
-            "API key, the key needs the `billing` scope."
+            "the sandbox, changes at once. `free` cancels at the end of the period. The current plan is a 409 "
+            "`already_on_plan` (a Stripe subscription set to end may choose it again to keep it). Needs a client "
+            "admin; with an API key, the key needs the `billing` scope."
         ),
         request=InputSerializer,
         responses={
@@ -615,6 +616,7 @@ class SubscriptionChangeApi(BillingChangeApi):
                 ErrorSerializer,
                 description="permission_denied: not a client admin, or an API key without the `billing` scope",
             ),
+            409: OpenApiResponse(ErrorSerializer, description="already_on_plan"),
         },
         examples=[
             OpenApiExample("Request", value={"plan": "professional"}, request_only=True),
@@ -625,6 +627,7 @@ class SubscriptionChangeApi(BillingChangeApi):
                 "Checkout", value={"checkoutUrl": "https://checkout.stripe.com/c/pay/cs_test_b2"}, response_only=True
             ),
             error_example("Unknown plan", "unknown_plan", "There is no active plan with the code 'gold'.", 400),
+            error_example("Current plan", "already_on_plan", "Your organization is already on the Starter plan.", 409),
             NOT_ADMIN,
             SCOPE_MISSING,
             UNAUTHENTICATED,

@@ -8,6 +8,11 @@ class UnknownPlan(ValidationFailed):
     default_message = "There is no active plan with this code."
 
 
+class AlreadyOnPlan(Conflict):
+    code = "already_on_plan"
+    default_message = "Your organization is already on this plan."
+
+
 class UnknownPackage(NotFoundError):
     code = "unknown_package"
     default_message = "There is no active credit package with this id."

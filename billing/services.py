@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from billing import pricing, selectors
 from billing.errors import (
+    AlreadyOnPlan,
     AmountTooSmall,
     DisputeAlreadyOpen,
     DisputeNotOpen,
@@ -1033,12 +1034,20 @@ def change_subscription(
       once, a downgrade credits the next invoice); quotas and Redis follow at once.
     - Otherwise Stripe Checkout in subscription mode (the plan changes when it is paid), or,
       in the demo sandbox, at once with the plan's monthly credits.
+    - The plan the organization is already on is refused (AlreadyOnPlan): subscribing again
+      would charge and grant the month again. Only a Stripe subscription set to end at the
+      period's end may choose its own plan again, which keeps it.
     """
     plan = Plan.objects.filter(code=plan_code, is_active=True).first() if isinstance(plan_code, str) else None
     if plan is None:
         raise UnknownPlan(f"There is no active plan with the code {plan_code!r}.")
     subscription = Subscription.objects.filter(organization=organization).first()
     live = subscription if subscription and subscription.is_live else None
+    current = (
+        live.plan_id if live else Organization.objects.filter(pk=organization.pk).values_list("plan", flat=True)[0]
+    )
+    if plan.code == current and not (live and live.cancel_at_period_end):
+        raise AlreadyOnPlan(f"Your organization is already on the {plan.name} plan.")
     if not plan.is_paid:
         if live is not None:
             return SubscriptionChange(subscription=cancel_subscription(organization=organization, actor=actor))
@@ -1080,9 +1089,12 @@ def change_subscription(
 @transaction.atomic
 def _sandbox_subscribe(*, organization: Organization, plan: Plan, actor: Any) -> Subscription:
     now = timezone.now()
-    subscription, _ = Subscription.objects.select_for_update().get_or_create(
+    subscription, created = Subscription.objects.select_for_update().get_or_create(
         organization=organization, defaults={"plan": plan, "provider": Provider.SANDBOX}
     )
+    if not created and subscription.is_live and subscription.plan_id == plan.code:
+        # Checked again under the lock: two requests at once must not both grant the month.
+        raise AlreadyOnPlan(f"Your organization is already on the {plan.name} plan.")
     subscription.plan = plan
     subscription.provider = Provider.SANDBOX
     subscription.status = Subscription.Status.ACTIVE

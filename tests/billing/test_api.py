@@ -361,3 +361,24 @@ def test_a_body_python_cannot_decode_is_a_plain_400(signed_in, name, raw, detail
     assert response.json()["error"] == "validation_error"
     assert detail in str(response.json())
     assert not Quote.objects.exists()
+
+
+def test_subscribing_again_to_the_current_plan_is_refused_and_grants_nothing(sandbox, signed_in, organization):
+    first = post(signed_in, "/api/subscription/change", {"plan": "starter", "provider": "sandbox"})
+    assert first.status_code == 200
+
+    for _ in range(4):
+        again = post(signed_in, "/api/subscription/change", {"plan": "starter", "provider": "sandbox"})
+        assert (again.status_code, again.json()["error"]) == (409, "already_on_plan")
+        assert again.json()["detail"] == "Your organization is already on the Starter plan."
+
+    assert get_balance(organization_id=organization.pk) == 200
+    assert Purchase.objects.filter(organization=organization, kind="subscription").count() == 1
+
+
+def test_changing_to_free_while_on_free_is_refused(signed_in, organization):
+    response = post(signed_in, "/api/subscription/change", {"plan": "free"})
+
+    assert (response.status_code, response.json()["error"]) == (409, "already_on_plan")
+    organization.refresh_from_db()
+    assert organization.plan_id == "free"

@@ -163,6 +163,17 @@ def test_the_plan_page_changes_the_plan_through_the_sandbox(sandbox, client, own
     assert organization.plan_id == "free"
 
 
+def test_the_plan_page_refuses_the_current_plan_and_says_so(sandbox, client, owner, organization):
+    client.force_login(owner)
+    client.post(reverse("billing:plan_change"), {"plan": "starter", "provider": "sandbox"})
+
+    again = client.post(reverse("billing:plan_change"), {"plan": "starter", "provider": "sandbox"}, follow=True)
+
+    assert "Your organization is already on the Starter plan." in again.content.decode()
+    assert get_balance(organization_id=organization.pk) == 200
+    assert Purchase.objects.filter(organization=organization, kind="subscription").count() == 1
+
+
 def test_a_member_sees_prices_but_cannot_pay(sandbox, client, member, organization):
     client.force_login(member)
     quote = quote_for(organization, credits=100)

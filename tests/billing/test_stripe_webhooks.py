@@ -1127,3 +1127,45 @@ def test_the_endpoint_subscribes_to_refunds_and_chargebacks_opened_and_closed(st
 
 def test_the_endpoint_subscribes_to_invoice_payments(stripe_endpoint):
     assert "invoice_payment.paid" in stripe_endpoint.enabled_events
+
+
+def live_stripe_subscription(fake_stripe, deliver, organization, plan: str = "starter") -> dict:
+    buyer = customer(fake_stripe)
+    subscription = stripe_subscription(fake_stripe, organization, plan, customer=buyer["id"])
+    deliver(
+        stripe_event(
+            "invoice.paid",
+            invoice(fake_stripe, subscription, plan=plan, amount_cents=1999, reason="subscription_create"),
+        )
+    )
+    return subscription
+
+
+def test_a_live_stripe_subscription_cannot_change_to_its_own_plan(
+    fake_stripe, stripe_prices, deliver, client, owner, organization
+):
+    subscription = live_stripe_subscription(fake_stripe, deliver, organization)
+    client.force_login(owner)
+
+    response = client.post("/api/subscription/change", {"plan": "starter"}, content_type="application/json")
+
+    assert (response.status_code, response.json()["error"]) == (409, "already_on_plan")
+    assert fake_stripe.posted(f"subscriptions/{subscription['id']}") == []
+    assert fake_stripe.posted("checkout/sessions") == []
+    assert balance(organization) == 200
+
+
+def test_a_stripe_subscription_set_to_end_keeps_going_when_its_plan_is_chosen_again(
+    fake_stripe, stripe_prices, deliver, client, owner, organization
+):
+    subscription = live_stripe_subscription(fake_stripe, deliver, organization)
+    client.force_login(owner)
+    client.post("/api/subscription/cancel", content_type="application/json")
+
+    response = client.post("/api/subscription/change", {"plan": "starter"}, content_type="application/json")
+
+    assert response.status_code == 200, response.json()
+    modify = fake_stripe.posted(f"subscriptions/{subscription['id']}")[-1]
+    assert (modify["items[0][price]"], modify["cancel_at_period_end"]) == (["price_starter"], ["false"])
+    assert Subscription.objects.get(organization=organization).cancel_at_period_end is False
+    assert balance(organization) == 200
