@@ -94,7 +94,7 @@ def pay(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def checkout_return(request: HttpRequest) -> HttpResponse:
-    """Back from Stripe Checkout: the webhook grants the credits; the page says where things stand."""
+    """Back from Stripe Checkout: the webhook grants the credits; the page says where the purchase stands."""
     purchase_id = request.GET.get("purchase", "")
     if purchase_id.isdigit():
         purchase = Purchase.objects.filter(pk=int(purchase_id), organization=get_request_organization(request)).first()
@@ -102,7 +102,21 @@ def checkout_return(request: HttpRequest) -> HttpResponse:
             if purchase.is_completed:
                 messages.success(request, f"Payment received: {purchase.credits:,} credits added.")
                 return redirect("billing:receipt", purchase_id=purchase.pk)
-            messages.info(request, "Payment received: the credits appear as soon as Stripe confirms it (seconds).")
+            if purchase.status == Purchase.Status.PENDING:
+                messages.info(
+                    request,
+                    "Stripe is confirming the payment: the credits appear as soon as it does (seconds for a card; "
+                    "some bank payments take a few days).",
+                )
+            elif purchase.status == Purchase.Status.FAILED and purchase.provider_payment_id:
+                messages.error(request, "The payment could not be matched to your quote; our staff will look at it.")
+            else:
+                messages.error(
+                    request,
+                    "The payment did not go through (it failed or the checkout expired): no credits were added and "
+                    "nothing was charged. Ask for a new quote and try again.",
+                )
+                return redirect("billing:buy")
     return redirect("billing:history")
 
 

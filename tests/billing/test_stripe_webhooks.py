@@ -1169,3 +1169,57 @@ def test_a_stripe_subscription_set_to_end_keeps_going_when_its_plan_is_chosen_ag
     assert (modify["items[0][price]"], modify["cancel_at_period_end"]) == (["price_starter"], ["false"])
     assert Subscription.objects.get(organization=organization).cancel_at_period_end is False
     assert balance(organization) == 200
+
+
+# --- The page the customer comes back to ----------------------------------------------------------------
+
+
+def returned_page(client, purchase: Purchase) -> str:
+    response = client.get(f"/billing/checkout/return?purchase={purchase.pk}&session_id=x", follow=True)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("event_type", ["checkout.session.async_payment_failed", "checkout.session.expired"])
+def test_the_return_page_says_a_failed_or_expired_checkout_did_not_go_through(
+    fake_stripe, deliver, client, organization, owner, event_type
+):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    session = paid_session(fake_stripe, purchase, status="complete", payment_status="unpaid")
+    deliver(stripe_event(event_type, session))
+    client.force_login(owner)
+
+    page = returned_page(client, purchase)
+
+    assert "The payment did not go through" in page
+    assert "Payment received" not in page and "Stripe is confirming" not in page
+
+
+def test_the_return_page_says_a_pending_payment_is_being_confirmed(fake_stripe, client, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    client.force_login(owner)
+
+    page = returned_page(client, purchase)
+
+    assert "Stripe is confirming the payment" in page
+    assert "did not go through" not in page
+
+
+def test_the_return_page_says_a_mismatched_payment_goes_to_staff(fake_stripe, deliver, client, organization, owner):
+    purchase = start_stripe_purchase(fake_stripe, organization, owner)
+    deliver(stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase, amount_total=100)))
+    client.force_login(owner)
+
+    page = returned_page(client, purchase)
+
+    assert "could not be matched to your quote; our staff will look at it" in page
+    assert "Payment received" not in page
+
+
+def test_the_return_page_sends_a_paid_purchase_to_its_receipt(fake_stripe, deliver, client, organization, owner):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    client.force_login(owner)
+
+    page = returned_page(client, purchase)
+
+    assert "Payment received: 1,000 credits added." in page and f"Receipt #{purchase.pk}" in page
