@@ -92,7 +92,9 @@ def create_subscription_checkout(*, organization: Organization, plan: Plan, cust
     try:
         session = stripe.checkout.Session.create(**params, **_options())
     except stripe.StripeError as exc:
-        raise PaymentProviderError() from exc
+        raise PaymentProviderError(
+            "Stripe could not be reached to start the subscription; nothing was charged. Try again in a few minutes."
+        ) from exc
     return session["url"]
 
 
@@ -114,14 +116,19 @@ def change_subscription_price(*, subscription: Subscription, plan: Plan, upgrade
             **_options(),
         )
     except stripe.StripeError as exc:
-        raise PaymentProviderError() from exc
+        raise PaymentProviderError(
+            "Stripe could not be reached to change the plan. Try again in a few minutes."
+        ) from exc
 
 
 def cancel_subscription_at_period_end(*, subscription: Subscription) -> None:
     try:
         stripe.Subscription.modify(subscription.stripe_subscription_id, cancel_at_period_end=True, **_options())
     except stripe.StripeError as exc:
-        raise PaymentProviderError() from exc
+        raise PaymentProviderError(
+            "Stripe could not be reached, so the subscription was not canceled and still renews. "
+            "Try again in a few minutes."
+        ) from exc
 
 
 def create_portal_session(*, customer_id: str) -> str:
@@ -131,5 +138,7 @@ def create_portal_session(*, customer_id: str) -> str:
             customer=customer_id, return_url=_url("billing:plan"), **_options()
         )
     except stripe.StripeError as exc:
-        raise PaymentProviderError() from exc
+        raise PaymentProviderError(
+            "Stripe's billing portal could not be opened; nothing was changed. Try again in a few minutes."
+        ) from exc
     return session["url"]

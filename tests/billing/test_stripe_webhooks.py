@@ -1223,3 +1223,63 @@ def test_the_return_page_sends_a_paid_purchase_to_its_receipt(fake_stripe, deliv
     page = returned_page(client, purchase)
 
     assert "Payment received: 1,000 credits added." in page and f"Receipt #{purchase.pk}" in page
+
+
+# --- Stripe unreachable: each page says what did not happen ----------------------------------------------
+
+
+def stripe_down(*args, **kwargs):
+    import stripe
+
+    raise stripe.APIConnectionError("Stripe is down")
+
+
+def test_a_cancel_stripe_refuses_says_the_subscription_was_not_canceled(
+    fake_stripe, stripe_prices, deliver, client, owner, organization, monkeypatch
+):
+    import stripe
+
+    live_stripe_subscription(fake_stripe, deliver, organization)
+    monkeypatch.setattr(stripe.Subscription, "modify", stripe_down)
+    client.force_login(owner)
+
+    page = client.post("/billing/plan/cancel", follow=True).content.decode()
+    api = client.post("/api/subscription/cancel", content_type="application/json")
+
+    assert "the subscription was not canceled and still renews" in page
+    assert "Ask for a new quote" not in page
+    assert (api.status_code, api.json()["error"]) == (502, "payment_provider_error")
+    assert "the subscription was not canceled" in api.json()["detail"]
+    assert Subscription.objects.get(organization=organization).cancel_at_period_end is False
+
+
+def test_a_portal_stripe_refuses_says_the_portal_could_not_be_opened(
+    fake_stripe, stripe_prices, deliver, client, owner, organization, monkeypatch
+):
+    import stripe
+
+    live_stripe_subscription(fake_stripe, deliver, organization)
+    monkeypatch.setattr(stripe.billing_portal.Session, "create", stripe_down)
+    client.force_login(owner)
+
+    page = client.post("/billing/plan/portal", follow=True).content.decode()
+
+    assert "Stripe&#x27;s billing portal could not be opened; nothing was changed." in page
+    assert "Ask for a new quote" not in page
+
+
+def test_a_plan_change_stripe_refuses_says_so_without_quotes(
+    fake_stripe, stripe_prices, deliver, client, owner, organization, monkeypatch
+):
+    import stripe
+
+    live_stripe_subscription(fake_stripe, deliver, organization)
+    monkeypatch.setattr(stripe.Subscription, "modify", stripe_down)
+    client.force_login(owner)
+
+    response = client.post("/api/subscription/change", {"plan": "professional"}, content_type="application/json")
+
+    assert response.status_code == 502
+    assert response.json()["detail"] == "Stripe could not be reached to change the plan. Try again in a few minutes."
+    organization.refresh_from_db()
+    assert organization.plan_id == "starter"
