@@ -180,3 +180,16 @@ def capture_from_webhook(event: dict) -> Capture | None:
         amount=Decimal(resource["amount"]["value"]),
         currency=resource["amount"]["currency_code"].lower(),
     )
+
+
+# An order in these states was never approved by the customer, so nothing was or is being captured.
+UNAPPROVED_ORDER_STATUSES = {"CREATED", "PAYER_ACTION_REQUIRED", "VOIDED"}
+
+
+def order_is_unapproved(*, order_id: str) -> bool:
+    """Whether PayPal says the order was never approved (GET /v2/checkout/orders/<id>)."""
+    response = _call("GET", f"/v2/checkout/orders/{order_id}", headers=_headers())
+    if response.status_code != 200:
+        logger.warning("PayPal order %s: %s %s", order_id, response.status_code, response.text[:500])
+        raise PaymentProviderError("PayPal could not be reached to confirm the cancellation.")
+    return response.json().get("status") in UNAPPROVED_ORDER_STATUSES

@@ -292,7 +292,7 @@ def _set_provider_reference(*, purchase_id: int, reference: str) -> None:
 
 @transaction.atomic
 def release_purchase(*, purchase_id: int, status: str, note: str = "") -> Purchase | None:
-    """A pending purchase that will not be paid (checkout expired or failed): free its promotion."""
+    """A pending purchase that will not be paid (checkout expired, failed or canceled): free its promotion."""
     purchase = Purchase.objects.select_for_update().filter(pk=purchase_id).first()
     if purchase is None or purchase.status != Purchase.Status.PENDING:
         return purchase
@@ -337,6 +337,42 @@ def start_purchase(*, organization: Organization, quote_id: Any, provider: str, 
     _set_provider_reference(purchase_id=purchase.pk, reference=reference)
     purchase.provider_reference = reference
     return PurchaseStart(purchase=purchase, checkout_url=url)
+
+
+def release_canceled_checkout(
+    *, organization: Organization, purchase_id: int | None = None, paypal_order_id: str = ""
+) -> Purchase | None:
+    """The customer came back from Stripe's or PayPal's page with "cancel": release the
+    pending purchase (so its promotion code can be used again), but only once the provider
+    says it cannot be paid any more. A Stripe Checkout Session is expired first (refused
+    when it was completed meanwhile); a PayPal order must never have been approved.
+
+    Returns the purchase, released or not (its status tells), or None when there is none.
+    """
+    purchases = Purchase.objects.filter(organization=organization, kind=Purchase.Kind.CREDITS)
+    if purchase_id is not None:
+        purchase = purchases.filter(pk=purchase_id, provider=Provider.STRIPE).first()
+    elif paypal_order_id:
+        purchase = purchases.filter(provider=Provider.PAYPAL, provider_reference=paypal_order_id).first()
+    else:
+        return None
+    if purchase is None or purchase.status != Purchase.Status.PENDING:
+        return purchase
+    if purchase.provider_reference.startswith("pending:"):
+        return purchase  # the provider's reference is not stored yet: nothing to ask the provider about
+    if purchase.provider == Provider.STRIPE:
+        from billing import stripe_gateway
+
+        unpayable = stripe_gateway.expire_purchase_checkout(session_id=purchase.provider_reference)
+    else:
+        from billing import paypal
+
+        unpayable = paypal.order_is_unapproved(order_id=purchase.provider_reference)
+    if not unpayable:
+        return purchase
+    return release_purchase(
+        purchase_id=purchase.pk, status=Purchase.Status.EXPIRED, note="Canceled by the customer at the provider."
+    )
 
 
 @transaction.atomic

@@ -64,13 +64,29 @@ def create_purchase_checkout(*, purchase: Purchase) -> tuple[str, str]:
             metadata=metadata,
             payment_intent_data={"metadata": metadata},
             success_url=_url("billing:checkout_return", f"?purchase={purchase.pk}&session_id={{CHECKOUT_SESSION_ID}}"),
-            cancel_url=_url("billing:buy", "?canceled=1"),
+            cancel_url=_url("billing:buy", f"?canceled=1&purchase={purchase.pk}"),
             expires_at=int(time.time()) + CHECKOUT_LIFETIME_SECONDS,
             **_options(idempotency_key=f"creditdesk-purchase-{purchase.pk}"),
         )
     except stripe.StripeError as exc:
         raise PaymentProviderError() from exc
     return session["id"], session["url"]
+
+
+def expire_purchase_checkout(*, session_id: str) -> bool:
+    """Make an unpaid Checkout Session unpayable: True once it is expired (now or before),
+    False when the customer completed it (paid, or a bank payment under way)."""
+    try:
+        session = stripe.checkout.Session.retrieve(session_id, **_options())
+        if session.get("status") == "open":
+            try:
+                session = stripe.checkout.Session.expire(session_id, **_options())
+            except stripe.InvalidRequestError:
+                # Completed between the two calls: Stripe only expires open sessions.
+                session = stripe.checkout.Session.retrieve(session_id, **_options())
+    except stripe.StripeError as exc:
+        raise PaymentProviderError("Stripe could not be reached to confirm the cancellation.") from exc
+    return session.get("status") == "expired"
 
 
 def create_subscription_checkout(*, organization: Organization, plan: Plan, customer_id: str, email: str) -> str:

@@ -46,7 +46,7 @@ def buy(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             messages.error(request, exc.message)
     if request.GET.get("canceled"):
-        messages.info(request, "The payment was canceled; nothing was charged.")
+        _report_canceled_checkout(request, organization)
     providers = services.available_providers()
     context = {
         "organization": organization,
@@ -63,6 +63,36 @@ def buy(request: HttpRequest) -> HttpResponse:
         "can_buy": _is_client_admin(request),
     }
     return render(request, "billing/buy.html", context)
+
+
+def _report_canceled_checkout(request: HttpRequest, organization) -> None:
+    """Back from Stripe (`purchase`) or PayPal (`token`, the order) with "cancel": release the purchase."""
+    purchase_id = request.GET.get("purchase", "")
+    order_id = request.GET.get("token", "")
+    purchase = None
+    if _is_client_admin(request) and (purchase_id.isdigit() or order_id):
+        try:
+            purchase = services.release_canceled_checkout(
+                organization=organization,
+                purchase_id=int(purchase_id) if purchase_id.isdigit() else None,
+                paypal_order_id=order_id,
+            )
+        except ApplicationError as exc:
+            messages.warning(
+                request,
+                f"{exc.message} If you did not pay, nothing is charged and the payment's promotion code, if any, "
+                "can be used again within a day.",
+            )
+            return
+    if purchase is None or purchase.status in (Purchase.Status.EXPIRED, Purchase.Status.FAILED):
+        messages.info(request, "The payment was canceled; nothing was charged.")
+    elif purchase.is_completed:
+        messages.success(request, f"This payment went through: {purchase.credits:,} credits added.")
+    else:
+        messages.info(
+            request,
+            "This payment is still being processed by the provider: the credits come when it completes.",
+        )
 
 
 @login_required

@@ -107,6 +107,8 @@ class FakeStripe:
                         "error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such"}
                     }
                     return 404, {}, json.dumps(error)
+                if rest[1:] == ["expire"] and request.method == "POST":
+                    return self._expire(obj)
                 if len(rest) > 1:  # sub-lists such as /invoices/in_1/lines
                     return 200, {}, json.dumps({"object": "list", "data": [], "has_more": False, "url": url.path})
                 if request.method == "POST":
@@ -122,6 +124,8 @@ class FakeStripe:
                     "id": session_id,
                     "object": "checkout.session",
                     "mode": body.get("mode", ["payment"])[0],
+                    "status": "open",
+                    "cancel_url": body.get("cancel_url", [""])[0],
                     "url": f"https://checkout.stripe.test/c/pay/{session_id}",
                     "livemode": False,
                     "created": int(time.time()),
@@ -135,6 +139,14 @@ class FakeStripe:
         if collection == "billing_portal/sessions":
             return 200, {}, json.dumps({"id": new_id("bps"), "url": "https://billing.stripe.test/session/x"})
         return 400, {}, json.dumps({"error": {"type": "invalid_request_error", "message": "not faked"}})
+
+    def _expire(self, obj: dict) -> tuple[int, dict, str]:
+        """Stripe expires only an open Checkout Session."""
+        if obj.get("status") != "open":
+            message = f"Only Checkout Sessions with a status of open can be expired (status: {obj.get('status')})."
+            return 400, {}, json.dumps({"error": {"type": "invalid_request_error", "message": message}})
+        obj["status"] = "expired"
+        return 200, {}, json.dumps(obj)
 
     def _update(self, obj: dict, body: dict) -> None:
         if "cancel_at_period_end" in body:

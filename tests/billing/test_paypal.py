@@ -239,3 +239,53 @@ def test_the_return_and_the_webhook_racing_grant_once(paypal_api, organization, 
     assert purchase.status == "completed"
     assert get_balance(organization_id=organization.pk) == 1000
     assert Transaction.objects.filter(kind="purchase").count() == 1
+
+
+# --- Canceled at PayPal's page (PayPal adds the order as `token` to our cancel URL) -------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order_status", ["PAYER_ACTION_REQUIRED", "CREATED"])
+def test_canceling_an_unapproved_order_frees_the_promotion_code(paypal_api, client, organization, owner, order_status):
+    from billing.models import Promotion, PromotionRedemption
+
+    Promotion.objects.create(code="SPRING", percent_off=10)
+    quote = quote_for(organization, credits=1000, promo_code="SPRING")
+    purchase = start_purchase(organization=organization, quote_id=quote.pk, provider="paypal", actor=owner).purchase
+    paypal_api.add("GET", f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}", json={"id": ORDER_ID, "status": order_status})
+    client.force_login(owner)
+
+    page = client.get(f"/billing/buy/?canceled=1&token={ORDER_ID}").content.decode()
+
+    assert "The payment was canceled; nothing was charged." in page
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.note) == ("expired", "Canceled by the customer at the provider.")
+    assert not PromotionRedemption.objects.exists()
+    assert quote_for(organization, credits=1000, promo_code="SPRING").promotion is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order_status", ["APPROVED", "COMPLETED"])
+def test_an_approved_or_captured_order_is_not_released(paypal_api, client, organization, owner, order_status):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add("GET", f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}", json={"id": ORDER_ID, "status": order_status})
+    client.force_login(owner)
+
+    page = client.get(f"/billing/buy/?canceled=1&token={ORDER_ID}").content.decode()
+
+    assert "This payment is still being processed" in page
+    purchase.refresh_from_db()
+    assert purchase.status == "pending"
+
+
+@pytest.mark.django_db
+def test_paypal_unreachable_on_cancel_releases_nothing(paypal_api, client, organization, owner):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add("GET", f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}", status=503, json={})
+    client.force_login(owner)
+
+    page = client.get(f"/billing/buy/?canceled=1&token={ORDER_ID}").content.decode()
+
+    assert "PayPal could not be reached to confirm the cancellation." in page
+    purchase.refresh_from_db()
+    assert purchase.status == "pending"

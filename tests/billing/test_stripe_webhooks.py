@@ -1283,3 +1283,89 @@ def test_a_plan_change_stripe_refuses_says_so_without_quotes(
     assert response.json()["detail"] == "Stripe could not be reached to change the plan. Try again in a few minutes."
     organization.refresh_from_db()
     assert organization.plan_id == "starter"
+
+
+# --- Canceled at Stripe's page ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def promoted_purchase(fake_stripe, organization, owner) -> Purchase:
+    from billing.models import Promotion
+
+    Promotion.objects.create(code="SPRING", percent_off=10)
+    return start_stripe_purchase(fake_stripe, organization, owner, credits=1000, promo_code="spring")
+
+
+def come_back_canceled(client, owner, purchase: Purchase) -> str:
+    client.force_login(owner)
+    response = client.get(f"/billing/buy/?canceled=1&purchase={purchase.pk}")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_canceling_at_stripe_expires_the_session_and_frees_the_promotion_code(
+    fake_stripe, promoted_purchase, client, owner, organization
+):
+    from billing.models import PromotionRedemption
+
+    [body] = fake_stripe.posted("checkout/sessions")
+    assert body["cancel_url"][0].endswith(f"/billing/buy/?canceled=1&purchase={promoted_purchase.pk}")
+
+    page = come_back_canceled(client, owner, promoted_purchase)
+
+    assert "The payment was canceled; nothing was charged." in page
+    promoted_purchase.refresh_from_db()
+    assert promoted_purchase.status == "expired"
+    assert fake_stripe.objects[promoted_purchase.provider_reference]["status"] == "expired"
+    assert not PromotionRedemption.objects.exists()
+    assert quote_for(organization, credits=1000, promo_code="SPRING").promotion.code == "SPRING"
+
+
+def test_a_session_completed_meanwhile_is_not_released(fake_stripe, promoted_purchase, client, owner):
+    from billing.models import PromotionRedemption
+
+    # Paid (or a bank payment under way) at Stripe, its webhook not here yet.
+    paid_session(fake_stripe, promoted_purchase, status="complete", payment_status="unpaid")
+
+    page = come_back_canceled(client, owner, promoted_purchase)
+
+    assert "This payment is still being processed" in page
+    assert "nothing was charged" not in page
+    promoted_purchase.refresh_from_db()
+    assert promoted_purchase.status == "pending"
+    assert PromotionRedemption.objects.filter(purchase=promoted_purchase).exists()
+
+
+def test_a_paid_purchase_is_not_released_by_a_cancel_link(fake_stripe, deliver, client, organization, owner):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+
+    page = come_back_canceled(client, owner, purchase)
+
+    assert "This payment went through: 1,000 credits added." in page
+    purchase.refresh_from_db()
+    assert purchase.status == "completed" and balance(organization) == 1000
+
+
+def test_a_cancel_link_for_another_organization_or_from_a_member_releases_nothing(
+    fake_stripe, promoted_purchase, client, member, outsider
+):
+    for user in (member, outsider):
+        come_back_canceled(client, user, promoted_purchase)
+
+    promoted_purchase.refresh_from_db()
+    assert promoted_purchase.status == "pending"
+    assert fake_stripe.objects[promoted_purchase.provider_reference]["status"] == "open"
+
+
+def test_stripe_unreachable_on_cancel_releases_nothing_and_says_so(
+    fake_stripe, promoted_purchase, client, owner, monkeypatch
+):
+    import stripe
+
+    monkeypatch.setattr(stripe.checkout.Session, "retrieve", stripe_down)
+
+    page = come_back_canceled(client, owner, promoted_purchase)
+
+    assert "Stripe could not be reached to confirm the cancellation." in page
+    promoted_purchase.refresh_from_db()
+    assert promoted_purchase.status == "pending"
