@@ -2,8 +2,20 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -11,6 +23,8 @@ from accounts.models import Organization
 from accounts.scoping import get_object_for_request, get_request_organization
 from billing.models import BulkDiscountTier, CreditPackage, Dispute, Plan, Purchase, Subscription
 from credits.models import Account, Entry
+
+MONEY = DecimalField(max_digits=12, decimal_places=2)
 
 
 def get_plan_for_organization(*, organization: Organization) -> Plan:
@@ -34,12 +48,25 @@ def get_subscription(*, organization: Organization) -> Subscription | None:
     return Subscription.objects.select_related("plan").filter(organization=organization).first()
 
 
+def _money_lost_to_chargebacks():
+    """Per purchase: the money its lost Stripe chargebacks took back (0 without)."""
+    lost = (
+        Dispute.objects.filter(purchase=OuterRef("pk"))
+        .values("purchase")
+        .annotate(total=Sum("money_lost"))
+        .values("total")
+    )
+    return Coalesce(Subquery(lost, output_field=MONEY), Value(Decimal("0.00")), output_field=MONEY)
+
+
 def list_purchases_for_request(request: HttpRequest) -> QuerySet[Purchase]:
-    """The request's organization's purchases, newest first (pending ones that never completed left out)."""
+    """The request's organization's purchases, newest first (pending ones that never completed left out),
+    each with `money_lost`: what lost chargebacks took back of it."""
     organization = get_request_organization(request)
     return (
         Purchase.objects.filter(organization=organization)
         .exclude(status__in=[Purchase.Status.PENDING, Purchase.Status.EXPIRED])
+        .annotate(money_lost=_money_lost_to_chargebacks())
         .select_related("plan", "quote")
         .prefetch_related("disputes")
     )
@@ -99,10 +126,15 @@ def get_credit_summary(*, organization: Organization, days: int = 30) -> CreditS
     by_kind = {row["transaction__kind"]: (row["total"] or 0, row["count"]) for row in rows}
     known = {"purchase", "subscription_grant", "promotion", "usage", "refund"}
     other = sum(total for kind, (total, _) in by_kind.items() if kind not in known)
-    money = Purchase.objects.filter(
-        organization=organization, completed_at__gte=since, status__in=["completed", "partially_refunded", "refunded"]
-    ).aggregate(total=Sum("amount"), refunded=Sum("refunded_amount", filter=Q(refunded_amount__gt=0)))
-    paid = (money["total"] or 0) - (money["refunded"] or 0)
+    # What the organization paid and kept paid: refunds and lost chargebacks took money back.
+    kept = Greatest(F("amount") - F("refunded_amount") - _money_lost_to_chargebacks(), Value(Decimal("0.00")))
+    paid = Purchase.objects.filter(
+        organization=organization,
+        completed_at__gte=since,
+        status__in=["completed", "partially_refunded", "refunded"],
+    ).annotate(kept=ExpressionWrapper(kept, output_field=MONEY)).aggregate(total=Sum("kept"))["total"] or Decimal(
+        "0.00"
+    )
     return CreditSummary(
         balance=wallet.balance,
         status=wallet.status,

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
@@ -294,10 +295,12 @@ def history(request: HttpRequest) -> HttpResponse:
 @login_required
 def receipt(request: HttpRequest, purchase_id: int) -> HttpResponse:
     purchase = selectors.get_purchase_for_request(request, purchase_id)
+    disputes = list(purchase.disputes.all())
     context = {
         "purchase": purchase,
         "quote": purchase.quote,
-        "disputes": purchase.disputes.all(),
+        "disputes": disputes,
+        "money_lost": sum((d.money_lost for d in disputes), Decimal("0.00")),
         "dispute_form": DisputeForm(),
         "can_dispute": purchase.is_completed and not any(d.status == "open" for d in purchase.disputes.all()),
     }

@@ -1369,3 +1369,37 @@ def test_stripe_unreachable_on_cancel_releases_nothing_and_says_so(
     assert "Stripe could not be reached to confirm the cancellation." in page
     promoted_purchase.refresh_from_db()
     assert promoted_purchase.status == "pending"
+
+
+# --- A lost chargeback, as the customer sees it ------------------------------------------------------------
+
+
+def test_a_lost_chargeback_shows_in_the_purchases_and_leaves_the_amount_paid(
+    fake_stripe, deliver, client, organization, owner
+):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
+    deliver(stripe_event("charge.dispute.closed", stripe_dispute(fake_stripe, purchase, amount=9500, status="lost")))
+    client.force_login(owner)
+
+    history = client.get("/billing/purchases/").content.decode()
+    receipt = client.get(f"/billing/purchases/{purchase.pk}/").content.decode()
+    summary = client.get("/api/credits/summary").json()
+
+    assert "Charged back" in history and "(charged back $95.00)" in history
+    assert ">Completed<" not in history
+    assert "<td>Charged back</td><td>$95.00" in receipt and "<td>Completed</td>" not in receipt
+    assert summary["amountPaid"] == "0.00"
+
+
+def test_a_partly_lost_chargeback_counts_with_refunds_in_the_amount_paid(
+    fake_stripe, deliver, client, organization, owner
+):
+    purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)  # $95.00
+    deliver(stripe_event("charge.refunded", charge_for(fake_stripe, purchase, refunded_cents=2375)))
+    deliver(stripe_event("charge.dispute.closed", stripe_dispute(fake_stripe, purchase, amount=4750, status="lost")))
+    client.force_login(owner)
+
+    history = client.get("/billing/purchases/").content.decode()
+
+    assert "Partly charged back" in history and "(charged back $47.50)" in history
+    assert client.get("/api/credits/summary").json()["amountPaid"] == "23.75"
