@@ -90,8 +90,11 @@ def get_dispute_refundable_credits(*, purchase: Purchase | None) -> int:
     original. That is the purchase's credits (bonus included) less its provider refunds'
     share (`credits_reclaimed` plus `credits_shortfall`: refunded money whose credits were
     taken back, or were already spent) less what earlier resolutions of its disputes gave
-    back. A dispute without a completed purchase can give nothing back. Lock the purchase
-    row first when the answer decides a write (billing.services.resolve_dispute does).
+    back. Money that comes back after a payout takes back the part of the payout it covers
+    too (billing.services._take_back_share); that part is counted in both terms, which can
+    only happen once nothing is left, and the answer is then 0. A dispute without a
+    completed purchase can give nothing back. Lock the purchase row first when the answer
+    decides a write (billing.services.resolve_dispute does).
     """
     if purchase is None or purchase.completed_at is None:
         return 0

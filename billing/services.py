@@ -887,9 +887,11 @@ def record_stripe_refund(*, charge: dict) -> Purchase | None:
     """`charge.refunded`: take back the refunded share of the purchase's credits.
 
     The charge's `amount_refunded` is cumulative, so each event brings the reclaimed
-    credits up to `credits x refunded / paid`; an older or repeated event finds nothing left
-    to take. What the customer already spent is taken down to the overdraft limit; the
-    rest is recorded on the purchase (`credits_shortfall`) and in the audit log for staff.
+    credits up to `credits x refunded / paid` (plus what that money now covers of the
+    purchase's dispute payouts, see `_take_back_share`); an older or repeated event finds
+    nothing left to take. What the customer already spent is taken down to the overdraft
+    limit; the rest is recorded on the purchase (`credits_shortfall`) and in the audit log
+    for staff.
     """
     purchase = _purchase_for_charge(charge, charge_id=charge.get("id", ""))
     if purchase is None:
@@ -922,13 +924,23 @@ def _take_back_share(
     purchase: Purchase, *, money_back_cents: int, paid_cents: int, reason: str, idempotency_key: str, metadata: dict
 ) -> None:
     """Bring what was taken back of a locked purchase's credits up to the share of its money
-    that went back (refunds and lost chargebacks together): `credits x back / paid`.
+    that went back (refunds and lost chargebacks together), `credits x back / paid`, plus
+    the part of its disputes' credit payouts that this money now covers.
+
+    Money back and dispute payouts both compensate the purchase, and together never for
+    more than its credits (`selectors.get_dispute_refundable_credits` caps a payout the same
+    way): what they exceed it by is taken back too. So a 200-credit purchase given 200
+    credits back in a dispute and then refunded in full loses 400 credits, whichever order
+    the two come in. `credits_reclaimed` plus `credits_shortfall` count both parts.
 
     What the customer already spent is taken down to the overdraft limit; the rest is
     recorded on the purchase (`credits_shortfall`) and in the audit log for staff. The
     caller saves the purchase.
     """
-    target = purchase.credits * min(money_back_cents, paid_cents) // paid_cents
+    share = purchase.credits * min(money_back_cents, paid_cents) // paid_cents
+    given_back = Dispute.objects.filter(purchase=purchase).aggregate(total=Sum("credits_refunded"))["total"] or 0
+    covered_payouts = max(0, share + given_back - purchase.credits)
+    target = share + covered_payouts
     delta = target - purchase.credits_reclaimed - purchase.credits_shortfall
     if delta <= 0:
         return
@@ -939,7 +951,7 @@ def _take_back_share(
         source=system_accounts.REFUNDS,
         reason=reason,
         idempotency_key=idempotency_key,
-        metadata=metadata,
+        metadata={**metadata, "disputePayoutsCovered": covered_payouts} if covered_payouts else metadata,
     )
     purchase.credits_reclaimed += delta - shortfall
     purchase.credits_shortfall += shortfall
@@ -1230,7 +1242,8 @@ def resolve_dispute(*, dispute: Dispute, resolution: str, refund_credits: int = 
     """Staff close a dispute, optionally giving credits back through the ledger.
 
     What the disputes of one purchase give back, together with what its provider refunds
-    took back, never exceeds the purchase's credits (`selectors.get_dispute_refundable_credits`).
+    took back, never exceeds the purchase's credits (`selectors.get_dispute_refundable_credits`);
+    money refunded after a payout takes back the part of the payout it covers (`_take_back_share`).
     The purchase row is locked first (the order `open_dispute` and `record_stripe_refund`
     use), so two resolutions of one purchase's disputes, or a resolution and a refund, queue
     and each counts the other. A refused amount raises and changes nothing.

@@ -6,18 +6,20 @@ from django.urls import reverse
 
 from billing.errors import DisputeRefundTooLarge, InvalidCreditAmount
 from billing.models import CreditPackage, Dispute, Purchase
+from billing.selectors import get_dispute_refundable_credits
 from billing.services import (
     complete_purchase,
     open_dispute,
+    record_stripe_dispute_closed,
     record_stripe_refund,
     resolve_dispute,
     start_purchase,
 )
 from core.models import AuditEvent
 from credits.models import Transaction
-from credits.selectors import get_balance
+from credits.selectors import get_balance, verify_ledger
 from credits.services import spend_credits
-from tests.billing.conftest import quote_for
+from tests.billing.conftest import quote_for, stripe_event
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +140,184 @@ def test_a_provider_refund_counts_against_what_a_dispute_can_give_back(fake_stri
 
     resolve_dispute(dispute=dispute, resolution="The unrefunded half.", refund_credits=500, actor=staff)
     assert balance(organization) == 500
+
+
+def paid_stripe_purchase(organization, owner, *, credits: int, payment_id: str) -> Purchase:
+    quote = quote_for(organization, credits=credits)
+    started = start_purchase(organization=organization, quote_id=quote.pk, provider="stripe", actor=owner)
+    return complete_purchase(
+        purchase_id=started.purchase.pk,
+        payment_id=payment_id,
+        amount_paid=started.purchase.amount,
+        currency="usd",
+        idempotency_key=f"stripe:checkout:{payment_id}",
+    )
+
+
+def refund(purchase: Purchase, share: str) -> Purchase:
+    """`charge.refunded` with half or all of the purchase's money refunded so far."""
+    paid_cents = int(purchase.amount * 100)
+    charge = {
+        "id": f"ch_{purchase.provider_payment_id}",
+        "amount": paid_cents,
+        "amount_refunded": paid_cents // 2 if share == "half" else paid_cents,
+        "payment_intent": purchase.provider_payment_id,
+    }
+    return record_stripe_refund(charge=charge)
+
+
+def test_a_full_refund_after_a_dispute_payout_takes_the_payout_back_too(fake_stripe, organization, owner, staff):
+    purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_then_refund")
+    assert (purchase.credits, balance(organization)) == (200, 200)
+    dispute = open_dispute(purchase=purchase, reason="These credits never showed up.", actor=owner)
+    resolve_dispute(dispute=dispute, resolution="Given back in credits.", refund_credits=200, actor=staff)
+    assert balance(organization) == 400
+
+    for _ in range(2):  # a replayed refund takes nothing more
+        refund(purchase, "all")
+
+    purchase.refresh_from_db()
+    assert balance(organization) == 0
+    assert (purchase.status, purchase.refunded_amount) == ("refunded", purchase.amount)
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (400, 0)
+    taken = Transaction.objects.get(kind=Transaction.Kind.REFUND)
+    assert taken.metadata["disputePayoutsCovered"] == 200
+    dispute.refresh_from_db()
+    assert (dispute.status, dispute.credits_refunded) == ("resolved", 200)
+    assert verify_ledger().ok
+
+
+def test_the_outside_checks_case_through_the_portal_the_admin_and_the_webhook(
+    fake_stripe, deliver, client, superuser, organization, owner
+):
+    purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_outside_check")
+    client.force_login(owner)
+    client.post(f"/billing/purchases/{purchase.pk}/dispute", {"reason": "I was charged but want my money back."})
+    dispute = Dispute.objects.get(purchase=purchase)
+    client.force_login(superuser)
+    resolve_in_admin(client, dispute, "200")
+    assert balance(organization) == 400
+    charge = fake_stripe.put(
+        {
+            "id": "ch_outside_check",
+            "object": "charge",
+            "amount": int(purchase.amount * 100),
+            "amount_refunded": int(purchase.amount * 100),
+            "refunded": True,
+            "currency": "usd",
+            "paid": True,
+            "status": "succeeded",
+            "payment_intent": "pi_outside_check",
+            "customer": None,
+            "livemode": False,
+            "created": 1700000000,
+            "metadata": {},
+        }
+    )
+
+    assert deliver(stripe_event("charge.refunded", charge)).status_code == 200
+
+    purchase.refresh_from_db()
+    assert balance(organization) == 0
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall, purchase.status) == (400, 0, "refunded")
+    assert verify_ledger().ok
+
+
+def test_a_payout_and_a_partial_refund_end_the_same_in_either_order(fake_stripe, organization, owner, staff):
+    first = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_first")
+    resolve_dispute(
+        dispute=open_dispute(purchase=first, reason="Disputed in full.", actor=owner),
+        resolution="All of it in credits.",
+        refund_credits=200,
+        actor=staff,
+    )
+    refund(first, "half")  # half the money: 100 of the purchase and the 100 of the payout it now covers
+    first.refresh_from_db()
+    assert (first.credits_reclaimed, first.credits_shortfall, balance(organization)) == (200, 0, 200)
+    # Nothing is left to give back in a dispute, and a replay takes nothing.
+    assert get_dispute_refundable_credits(purchase=first) == 0
+    refund(first, "half")
+    assert balance(organization) == 200
+
+    second = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_refund_first")
+    refund(second, "half")
+    dispute = open_dispute(purchase=second, reason="Disputed in full.", actor=owner)
+    with pytest.raises(DisputeRefundTooLarge) as refused:
+        resolve_dispute(dispute=dispute, resolution="All of it in credits.", refund_credits=200, actor=staff)
+    assert refused.value.extra == {"refundable": 100}
+    resolve_dispute(dispute=dispute, resolution="The unrefunded half.", refund_credits=100, actor=staff)
+
+    assert balance(organization) == 200 + 200
+    # The rest of the money back: each purchase ends with nothing, its payouts covered by the money.
+    refund(first, "all")
+    refund(second, "all")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert balance(organization) == 0
+    assert (first.credits_reclaimed, second.credits_reclaimed) == (400, 300)
+    assert verify_ledger().ok
+
+
+def test_a_payout_within_what_the_money_left_is_kept(fake_stripe, organization, owner, staff):
+    purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_small_payout")
+    resolve_dispute(
+        dispute=open_dispute(purchase=purchase, reason="Some credits were missing.", actor=owner),
+        resolution="Fifty back.",
+        refund_credits=50,
+        actor=staff,
+    )
+
+    refund(purchase, "half")
+
+    purchase.refresh_from_db()
+    assert (purchase.credits_reclaimed, balance(organization)) == (100, 150)
+    assert "disputePayoutsCovered" not in Transaction.objects.get(kind=Transaction.Kind.REFUND).metadata
+
+
+def test_a_refund_after_a_payout_records_what_was_already_spent(fake_stripe, organization, owner, staff):
+    purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_spent")
+    resolve_dispute(
+        dispute=open_dispute(purchase=purchase, reason="Disputed in full.", actor=owner),
+        resolution="All of it in credits.",
+        refund_credits=200,
+        actor=staff,
+    )
+    spend_credits(organization=organization, amount=350, reason="usage", idempotency_key="t:spend-payout")
+
+    refund(purchase, "all")
+
+    purchase.refresh_from_db()
+    assert balance(organization) == 0
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (50, 350)
+    shortfall = AuditEvent.objects.get(event="refund_shortfall", target=f"purchase:{purchase.pk}")
+    assert (shortfall.new_value["requested"], shortfall.new_value["shortfall"]) == (400, 350)
+    assert verify_ledger().ok
+
+
+def test_a_chargeback_lost_after_a_payout_takes_the_payout_back_too(fake_stripe, organization, owner, staff):
+    purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_chargeback")
+    resolve_dispute(
+        dispute=open_dispute(purchase=purchase, reason="Disputed in full.", actor=owner),
+        resolution="All of it in credits.",
+        refund_credits=200,
+        actor=staff,
+    )
+    lost = {
+        "id": "dp_payout_chargeback",
+        "amount": int(purchase.amount * 100),
+        "charge": "ch_payout_chargeback",
+        "payment_intent": "pi_payout_chargeback",
+        "reason": "fraudulent",
+        "status": "lost",
+    }
+
+    for _ in range(2):
+        record_stripe_dispute_closed(dispute=lost)
+
+    purchase.refresh_from_db()
+    assert balance(organization) == 0
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (400, 0)
+    assert verify_ledger().ok
 
 
 # --- Through the admin action ------------------------------------------------------------------
