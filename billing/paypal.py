@@ -1,8 +1,10 @@
 """PayPal Orders v2 over HTTPS with `requests` (never inside a database transaction).
 
 Create an order for a purchase's quote, send the customer to approve it, capture it on
-their return; PayPal's `PAYMENT.CAPTURE.COMPLETED` webhook is verified by PayPal's own
-verification call. Credits are granted once per capture id, whichever arrives first.
+their return; PayPal's webhooks are verified by PayPal's own verification call.
+`PAYMENT.CAPTURE.COMPLETED` grants the credits, once per capture id, whichever of it and
+the customer's return arrives first; `PAYMENT.CAPTURE.REFUNDED` and `.REVERSED` take back
+the refunded share (billing.services.record_paypal_refund).
 """
 
 import json
@@ -10,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from django.conf import settings
@@ -193,3 +196,60 @@ def order_is_unapproved(*, order_id: str) -> bool:
         logger.warning("PayPal order %s: %s %s", order_id, response.status_code, response.text[:500])
         raise PaymentProviderError("PayPal could not be reached to confirm the cancellation.")
     return response.json().get("status") in UNAPPROVED_ORDER_STATUSES
+
+
+REFUND_EVENTS = {"PAYMENT.CAPTURE.REFUNDED": False, "PAYMENT.CAPTURE.REVERSED": True}
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A refund or reversal of a capture, as a `PAYMENT.CAPTURE.REFUNDED` / `.REVERSED` event carries it."""
+
+    refund_id: str
+    capture_id: str
+    status: str
+    amount: Decimal
+    total_refunded: Decimal
+    currency: str
+    reversal: bool
+
+
+def _captured_by(links: Any) -> str:
+    """The capture id of a refund: its `up` link is `.../v2/payments/captures/<capture id>`."""
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("rel") == "up":
+            parent, _, capture_id = urlparse(str(link.get("href") or "")).path.rstrip("/").rpartition("/")
+            if parent.endswith("/captures") and capture_id:
+                return capture_id
+    return ""
+
+
+def refund_from_webhook(event: dict) -> Refund | None:
+    """The refund of a `PAYMENT.CAPTURE.REFUNDED` or `.REVERSED` event (its resource is a refund).
+
+    The refund has its own id and amount; `seller_payable_breakdown.total_refunded_amount`
+    is what went back of the capture so far, this refund and reversals included. Without
+    it the refund's own amount is taken as the total (right for a first refund; a later
+    one then takes back less, never more).
+    """
+    reversal = REFUND_EVENTS.get(event.get("event_type"))
+    if reversal is None:
+        return None
+    resource = event.get("resource") or {}
+    amount = resource.get("amount") or {}
+    capture_id = _captured_by(resource.get("links"))
+    if not resource.get("id") or not capture_id or not amount:
+        return None
+    total = (resource.get("seller_payable_breakdown") or {}).get("total_refunded_amount")
+    if not total:
+        logger.warning("PayPal refund %s without total_refunded_amount: its own amount is taken", resource["id"])
+        total = amount
+    return Refund(
+        refund_id=resource["id"],
+        capture_id=capture_id,
+        status=resource.get("status", ""),
+        amount=Decimal(amount["value"]),
+        total_refunded=Decimal(total["value"]),
+        currency=amount["currency_code"].lower(),
+        reversal=reversal,
+    )

@@ -884,30 +884,46 @@ def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Pur
 
 @transaction.atomic
 def record_stripe_refund(*, charge: dict) -> Purchase | None:
-    """`charge.refunded`: take back the refunded share of the purchase's credits.
+    """`charge.refunded`: take back the refunded share of the purchase's credits (`_record_refund`).
 
-    The charge's `amount_refunded` is cumulative, so each event brings the reclaimed
-    credits up to `credits x refunded / paid` (plus what that money now covers of the
-    purchase's dispute payouts, see `_take_back_share`); an older or repeated event finds
-    nothing left to take. What the customer already spent is taken down to the overdraft
-    limit; the rest is recorded on the purchase (`credits_shortfall`) and in the audit log
-    for staff.
+    The charge's `amount_refunded` is cumulative.
     """
     purchase = _purchase_for_charge(charge, charge_id=charge.get("id", ""))
     if purchase is None:
         return None
+    return _record_refund(
+        purchase,
+        paid_cents=int(charge.get("amount") or 0),
+        refunded_cents=int(charge.get("amount_refunded") or 0),
+        reason=f"Refund of purchase #{purchase.pk}",
+        key=f"stripe:refund:{charge.get('id')}",
+        metadata={"purchaseId": purchase.pk, "chargeId": charge.get("id")},
+    )
+
+
+def _record_refund(
+    purchase: Purchase, *, paid_cents: int, refunded_cents: int, reason: str, key: str, metadata: dict
+) -> Purchase:
+    """A provider's running total of the money refunded for a completed purchase: take back its share.
+
+    Each report brings the reclaimed credits up to `credits x refunded / paid` (plus what
+    that money now covers of the purchase's dispute payouts, see `_take_back_share`); an
+    older or repeated report finds nothing left to take. What the customer already spent is
+    taken down to the overdraft limit; the rest is recorded on the purchase
+    (`credits_shortfall`) and in the audit log for staff. The ledger key is `key` and the
+    refunded cents.
+    """
     purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-    paid_cents = int(charge.get("amount") or 0)
-    refunded_cents = min(int(charge.get("amount_refunded") or 0), paid_cents)
+    refunded_cents = min(refunded_cents, paid_cents)
     if paid_cents <= 0 or _cents(refunded_cents) <= purchase.refunded_amount:
         return purchase
     _take_back_share(
         purchase,
         money_back_cents=refunded_cents + _lost_to_chargebacks_cents(purchase),
         paid_cents=paid_cents,
-        reason=f"Refund of purchase #{purchase.pk}",
-        idempotency_key=f"stripe:refund:{charge.get('id')}:{refunded_cents}",
-        metadata={"purchaseId": purchase.pk, "chargeId": charge.get("id")},
+        reason=reason,
+        idempotency_key=f"{key}:{refunded_cents}",
+        metadata=metadata,
     )
     purchase.refunded_amount = min(_cents(refunded_cents), purchase.amount)
     purchase.status = Purchase.Status.REFUNDED if refunded_cents >= paid_cents else Purchase.Status.PARTIALLY_REFUNDED
@@ -1061,6 +1077,68 @@ def record_paypal_capture(*, order_id: str, capture_id: str, amount: Decimal, cu
         currency=currency,
         idempotency_key=f"paypal:capture:{capture_id}",
     )
+
+
+@transaction.atomic
+def record_paypal_refund(
+    *, capture_id: str, refund_id: str, total_refunded: Decimal, currency: str, reversal: bool = False
+) -> Purchase | None:
+    """`PAYMENT.CAPTURE.REFUNDED` or `.REVERSED`: money of a capture went back to the payer.
+
+    A refund (the merchant's) and a reversal (PayPal taking the money back, as a lost
+    chargeback does) both come as a refund of the capture with PayPal's running total of
+    what went back (`total_refunded`), reversals included; so both go through the refund
+    path with that total (`_record_refund`): the purchase's credits are taken back in
+    proportion, replays and older events take nothing more, and a reversal is not counted
+    again as a chargeback. A reversal is also noted on the purchase and in the audit log.
+    A capture we never completed a purchase for is logged and left alone.
+    """
+    purchase = Purchase.objects.filter(provider=Provider.PAYPAL, provider_payment_id=capture_id).first()
+    if purchase is None or purchase.completed_at is None:
+        logger.warning(
+            "PayPal %s %s for capture %s without a completed purchase",
+            "reversal" if reversal else "refund",
+            refund_id,
+            capture_id,
+        )
+        return None
+    if (currency or "").lower() != purchase.currency:
+        logger.error(
+            "PayPal refund %s of purchase %s in %s, not %s: not applied",
+            refund_id,
+            purchase.pk,
+            currency,
+            purchase.currency,
+        )
+        return purchase
+    what = "Reversal by PayPal" if reversal else "Refund"
+    before = purchase.refunded_amount
+    purchase = _record_refund(
+        purchase,
+        paid_cents=pricing.cents(purchase.amount),
+        refunded_cents=pricing.cents(total_refunded),
+        reason=f"{what} of purchase #{purchase.pk}",
+        key=f"paypal:refund:{capture_id}",
+        metadata={"purchaseId": purchase.pk, "captureId": capture_id, "refundId": refund_id},
+    )
+    if reversal and purchase.refunded_amount > before:
+        purchase.note = (
+            f"Reversed by PayPal ({refund_id}): {purchase.refunded_amount} {purchase.currency.upper()} "
+            "taken back in total."
+        )[:500]
+        purchase.save(update_fields=["note"])
+        record_audit(
+            event="payment_reversed",
+            organization=purchase.organization,
+            target=f"purchase:{purchase.pk}",
+            new={
+                "source": "paypal",
+                "captureId": capture_id,
+                "refundId": refund_id,
+                "refunded": str(purchase.refunded_amount),
+            },
+        )
+    return purchase
 
 
 # --- Subscriptions -------------------------------------------------------------------------

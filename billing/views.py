@@ -184,7 +184,12 @@ def paypal_return(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def paypal_webhook(request: HttpRequest) -> HttpResponse:
-    """PayPal's webhook: verified by PayPal's verification call; a forged one is a 400 and changes nothing."""
+    """PayPal's webhook: verified by PayPal's verification call; a forged one is a 400 and changes nothing.
+
+    A completed capture grants the purchase's credits; a completed refund or reversal of a
+    capture takes back its share. Other events, and captures we have no purchase for, are
+    acknowledged and change nothing.
+    """
     raw = request.body.decode("utf-8", errors="replace")
     try:
         event = json.loads(raw)
@@ -193,6 +198,18 @@ def paypal_webhook(request: HttpRequest) -> HttpResponse:
     if not isinstance(event, dict) or not paypal.verify_webhook(headers=request.headers, raw_body=raw):
         logger.warning("PayPal webhook failed verification")
         return HttpResponseBadRequest("signature verification failed")
+    refund = paypal.refund_from_webhook(event)
+    if refund is not None:
+        if refund.status and refund.status != "COMPLETED":
+            return JsonResponse({"received": True, "ignored": True})
+        purchase = services.record_paypal_refund(
+            capture_id=refund.capture_id,
+            refund_id=refund.refund_id,
+            total_refunded=refund.total_refunded,
+            currency=refund.currency,
+            reversal=refund.reversal,
+        )
+        return JsonResponse({"received": True, "purchase": purchase.pk if purchase else None})
     capture = paypal.capture_from_webhook(event)
     if capture is None or capture.status != "COMPLETED":
         return JsonResponse({"received": True, "ignored": True})

@@ -9,9 +9,11 @@ import responses
 from django.db import connection
 
 from billing.models import Purchase
-from billing.services import record_paypal_capture, start_purchase
+from billing.services import open_dispute, record_paypal_capture, resolve_dispute, start_purchase
+from core.models import AuditEvent
 from credits.models import Transaction
-from credits.selectors import get_balance
+from credits.selectors import get_balance, verify_ledger
+from credits.services import spend_credits
 from tests.billing.conftest import PAYPAL_BASE, quote_for
 
 ORDER_ID = "5O190127TN364715T"
@@ -289,3 +291,163 @@ def test_paypal_unreachable_on_cancel_releases_nothing(paypal_api, client, organ
     assert "PayPal could not be reached to confirm the cancellation." in page
     purchase.refresh_from_db()
     assert purchase.status == "pending"
+
+
+# --- Refunds and reversals -----------------------------------------------------------------
+
+
+def refund_event(
+    refund_id: str,
+    amount: str,
+    total: str | None,
+    *,
+    event_type: str = "PAYMENT.CAPTURE.REFUNDED",
+    capture_id: str = CAPTURE_ID,
+    status: str = "COMPLETED",
+) -> dict:
+    """A refund of the capture as PayPal sends it: its own id and amount, the running total, an `up` link."""
+    resource = {
+        "id": refund_id,
+        "status": status,
+        "amount": {"currency_code": "USD", "value": amount},
+        "links": [
+            {"href": f"https://api.sandbox.paypal.com/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
+            {"href": f"https://api.sandbox.paypal.com/v2/payments/captures/{capture_id}", "rel": "up", "method": "GET"},
+        ],
+    }
+    if total is not None:
+        resource["seller_payable_breakdown"] = {
+            "gross_amount": {"currency_code": "USD", "value": amount},
+            "total_refunded_amount": {"currency_code": "USD", "value": total},
+        }
+    return {
+        "id": f"WH-{refund_id}",
+        "event_type": event_type,
+        "resource_type": "refund",
+        "resource_version": "2.0",
+        "resource": resource,
+    }
+
+
+@pytest.fixture
+def paid_paypal_purchase(paypal_api, organization, owner) -> Purchase:
+    """1,000 credits paid $95.00 through PayPal; PayPal's verification answers SUCCESS from here on."""
+    purchase = start_paypal_purchase(organization, owner)
+    record_paypal_capture(order_id=ORDER_ID, capture_id=CAPTURE_ID, amount=Decimal("95.00"), currency="USD")
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "SUCCESS"}
+    )
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.provider_payment_id) == ("completed", CAPTURE_ID)
+    assert get_balance(organization_id=organization.pk) == 1000
+    return purchase
+
+
+def deliver_paypal(client, event: dict):
+    return client.post(
+        "/billing/paypal/webhook", data=json.dumps(event), content_type="application/json", **SIGNED_HEADERS
+    )
+
+
+@pytest.mark.django_db
+def test_a_full_refund_takes_the_credits_back_once(paid_paypal_purchase, client, organization):
+    event = refund_event("1Y107995YT783435V", "95.00", "95.00")
+
+    answers = [deliver_paypal(client, event) for _ in range(2)]
+
+    assert [a.json() for a in answers] == [{"received": True, "purchase": paid_paypal_purchase.pk}] * 2
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.status, purchase.refunded_amount) == ("refunded", Decimal("95.00"))
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (1000, 0)
+    assert get_balance(organization_id=organization.pk) == 0
+    refund = Transaction.objects.get(kind=Transaction.Kind.REFUND)
+    assert refund.idempotency_key == f"paypal:refund:{CAPTURE_ID}:9500"
+    assert refund.metadata["refundId"] == "1Y107995YT783435V"
+    assert verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_partial_refunds_count_by_paypals_running_total_in_any_order(paid_paypal_purchase, client, organization):
+    quarter = refund_event("REFUND-1", "23.75", "23.75")
+    half = refund_event("REFUND-2", "23.75", "47.50")
+
+    for event in (half, quarter, half, quarter):
+        assert deliver_paypal(client, event).status_code == 200
+
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.status, purchase.refunded_amount) == ("partially_refunded", Decimal("47.50"))
+    assert (purchase.credits_reclaimed, get_balance(organization_id=organization.pk)) == (500, 500)
+    assert Transaction.objects.filter(kind=Transaction.Kind.REFUND).count() == 1  # the quarter came too late
+    assert verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_a_refund_of_spent_credits_records_the_shortfall(paid_paypal_purchase, client, organization):
+    spend_credits(organization=organization, amount=800, reason="usage", idempotency_key="t:paypal-spend")
+
+    deliver_paypal(client, refund_event("REFUND-1", "95.00", "95.00"))
+
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (200, 800)
+    assert get_balance(organization_id=organization.pk) == 0
+    assert AuditEvent.objects.filter(event="refund_shortfall", target=f"purchase:{purchase.pk}").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_refund_without_paypals_running_total_counts_its_own_amount(paid_paypal_purchase, client, organization):
+    deliver_paypal(client, refund_event("REFUND-1", "47.50", None))
+    deliver_paypal(client, refund_event("REFUND-1", "47.50", None))
+
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.refunded_amount, get_balance(organization_id=organization.pk)) == (Decimal("47.50"), 500)
+
+
+@pytest.mark.django_db
+def test_a_reversal_takes_the_credits_back_counted_with_refunds(paid_paypal_purchase, client, organization):
+    refunded = refund_event("REFUND-1", "23.75", "23.75")
+    reversed_ = refund_event("REVERSAL-1", "71.25", "95.00", event_type="PAYMENT.CAPTURE.REVERSED")
+
+    for event in (refunded, reversed_, reversed_, refunded):
+        assert deliver_paypal(client, event).status_code == 200
+
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert get_balance(organization_id=organization.pk) == 0
+    assert (purchase.credits_reclaimed, purchase.credits_shortfall) == (1000, 0)
+    assert (purchase.status, purchase.refunded_amount) == ("refunded", Decimal("95.00"))
+    assert purchase.note == "Reversed by PayPal (REVERSAL-1): 95.00 USD taken back in total."
+    assert AuditEvent.objects.filter(event="payment_reversed", target=f"purchase:{purchase.pk}").count() == 1
+    assert Transaction.objects.filter(kind=Transaction.Kind.REFUND).count() == 2
+    assert verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_a_refund_after_a_dispute_payout_takes_the_payout_back_too(paid_paypal_purchase, client, organization, staff):
+    dispute = open_dispute(purchase=paid_paypal_purchase, reason="The credits never showed up.")
+    resolve_dispute(dispute=dispute, resolution="Given back in credits.", refund_credits=1000, actor=staff)
+    assert get_balance(organization_id=organization.pk) == 2000
+
+    deliver_paypal(client, refund_event("REFUND-1", "95.00", "95.00"))
+
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.credits_reclaimed, get_balance(organization_id=organization.pk)) == (2000, 0)
+    assert verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_a_refund_of_an_unknown_capture_is_acknowledged_and_logged(paid_paypal_purchase, client, organization, caplog):
+    answer = deliver_paypal(client, refund_event("REFUND-9", "95.00", "95.00", capture_id="0JF852973C016714D"))
+
+    assert (answer.status_code, answer.json()) == (200, {"received": True, "purchase": None})
+    assert "capture 0JF852973C016714D without a completed purchase" in caplog.text
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.status, purchase.refunded_amount) == ("completed", Decimal("0.00"))
+    assert get_balance(organization_id=organization.pk) == 1000
+
+
+@pytest.mark.django_db
+def test_a_refund_not_completed_yet_changes_nothing(paid_paypal_purchase, client, organization):
+    answer = deliver_paypal(client, refund_event("REFUND-1", "95.00", "95.00", status="PENDING"))
+
+    assert answer.json() == {"received": True, "ignored": True}
+    assert get_balance(organization_id=organization.pk) == 1000
+    assert Purchase.objects.get(pk=paid_paypal_purchase.pk).refunded_amount == Decimal("0.00")
