@@ -82,6 +82,13 @@ class PaymentProviderError(ApplicationError):
     )
 
 
+class MalformedProviderEvent(ValidationFailed):
+    """A verified provider event whose content is not what the provider documents: nothing is changed."""
+
+    code = "malformed_provider_event"
+    default_message = "The payment provider's event is not in the documented shape."
+
+
 class PaymentNotRecorded(ApplicationError):
     """A provider event refers to a payment we have not recorded yet (events can arrive out of order)."""
 

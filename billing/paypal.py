@@ -10,7 +10,7 @@ the refunded share (billing.services.record_paypal_refund).
 import json
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
-from billing.errors import PaymentProviderError
+from billing.errors import MalformedProviderEvent, PaymentProviderError
 from billing.models import Purchase
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,18 @@ def _call(method: str, path: str, **kwargs: Any) -> requests.Response:
         raise PaymentProviderError() from exc
 
 
+def _body(response: requests.Response, what: str) -> dict:
+    """PayPal's JSON answer; anything else (an HTML error page, a list) is the provider failing."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        logger.warning("PayPal %s: not a JSON object (%s): %s", what, response.status_code, response.text[:500])
+        raise PaymentProviderError()
+    return body
+
+
 def access_token() -> str:
     """An OAuth client-credentials token, cached until shortly before it expires."""
     token = cache.get(TOKEN_CACHE_KEY)
@@ -60,9 +72,17 @@ def access_token() -> str:
     )
     if response.status_code != 200:
         raise PaymentProviderError("PayPal refused our credentials.")
-    body = response.json()
-    cache.set(TOKEN_CACHE_KEY, body["access_token"], max(60, int(body.get("expires_in", 3600)) - 120))
-    return body["access_token"]
+    body = _body(response, "token")
+    token = body.get("access_token")
+    if not token or not isinstance(token, str):
+        logger.warning("PayPal's token answer has no token: %s", sorted(body))
+        raise PaymentProviderError()
+    try:
+        lifetime = int(body.get("expires_in", 3600))
+    except (TypeError, ValueError):
+        lifetime = 3600
+    cache.set(TOKEN_CACHE_KEY, token, max(60, lifetime - 120))
+    return token
 
 
 def _headers(request_id: str | None = None) -> dict[str, str]:
@@ -105,12 +125,21 @@ def create_order(*, purchase: Purchase) -> tuple[str, str]:
     if response.status_code not in (200, 201):
         logger.warning("PayPal order for purchase %s: %s %s", purchase.pk, response.status_code, response.text[:500])
         raise PaymentProviderError()
-    order = response.json()
+    order = _body(response, f"order for purchase {purchase.pk}")
+    links = order.get("links") if isinstance(order.get("links"), list) else []
     approve = next(
-        (link["href"] for link in order.get("links", []) if link.get("rel") in ("payer-action", "approve")), None
+        (
+            link["href"]
+            for link in links
+            if isinstance(link, dict) and link.get("rel") in ("payer-action", "approve") and link.get("href")
+        ),
+        None,
     )
-    if not approve:
+    if not isinstance(approve, str):
         raise PaymentProviderError("PayPal did not return an approval link.")
+    if not order.get("id") or not isinstance(order["id"], str):
+        logger.warning("PayPal order for purchase %s without an id", purchase.pk)
+        raise PaymentProviderError()
     return order["id"], approve
 
 
@@ -123,16 +152,46 @@ class Capture:
     currency: str
 
 
+def _money(value: Any) -> tuple[Decimal, str]:
+    """PayPal's money object, `{"currency_code": "USD", "value": "95.00"}`, as (amount, "usd")."""
+    if not isinstance(value, dict) or not isinstance(value.get("value"), str):
+        raise MalformedProviderEvent("A PayPal amount is not an object with a value.")
+    currency = value.get("currency_code")
+    try:
+        amount = Decimal(value["value"])
+    except InvalidOperation as exc:
+        raise MalformedProviderEvent(f"A PayPal amount is not a number: {value['value'][:40]!r}.") from exc
+    if not amount.is_finite() or amount < 0 or not isinstance(currency, str) or not currency:
+        raise MalformedProviderEvent("A PayPal amount is not a number of 0 or more with a currency.")
+    return amount, currency.lower()
+
+
+def _resource(event: dict) -> dict:
+    resource = event.get("resource")
+    if not isinstance(resource, dict):
+        raise MalformedProviderEvent(f"The resource of a {event.get('event_type')} event is not an object.")
+    return resource
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _capture_from_order(order: dict) -> Capture | None:
-    for unit in order.get("purchase_units", []):
-        for capture in (unit.get("payments") or {}).get("captures", []):
-            return Capture(
-                order_id=order["id"],
-                capture_id=capture["id"],
-                status=capture.get("status", ""),
-                amount=Decimal(capture["amount"]["value"]),
-                currency=capture["amount"]["currency_code"].lower(),
-            )
+    try:
+        for unit in order.get("purchase_units") or []:
+            for capture in (unit.get("payments") or {}).get("captures") or []:
+                amount, currency = _money(capture.get("amount"))
+                return Capture(
+                    order_id=str(order["id"]),
+                    capture_id=str(capture["id"]),
+                    status=_text(capture.get("status")),
+                    amount=amount,
+                    currency=currency,
+                )
+    except (MalformedProviderEvent, AttributeError, KeyError, TypeError) as exc:
+        logger.warning("PayPal order %s: a capture we cannot read: %s", order.get("id"), exc)
+        raise PaymentProviderError() from exc
     return None
 
 
@@ -146,7 +205,7 @@ def capture_order(*, order_id: str) -> Capture | None:
     if response.status_code not in (200, 201):
         logger.warning("PayPal capture of %s: %s %s", order_id, response.status_code, response.text[:500])
         return None
-    return _capture_from_order(response.json())
+    return _capture_from_order(_body(response, f"capture of {order_id}"))
 
 
 def verify_webhook(*, headers: Any, raw_body: str) -> bool:
@@ -165,23 +224,31 @@ def verify_webhook(*, headers: Any, raw_body: str) -> bool:
         response = _call("POST", "/v1/notifications/verify-webhook-signature", data=body, headers=_headers())
     except PaymentProviderError:
         return False
-    return response.status_code == 200 and response.json().get("verification_status") == "SUCCESS"
+    if response.status_code != 200:
+        return False
+    try:
+        return _body(response, "webhook verification").get("verification_status") == "SUCCESS"
+    except PaymentProviderError:
+        return False
 
 
 def capture_from_webhook(event: dict) -> Capture | None:
-    """The capture of a `PAYMENT.CAPTURE.COMPLETED` event."""
+    """The capture of a `PAYMENT.CAPTURE.COMPLETED` event (MalformedProviderEvent when it cannot be read)."""
     if event.get("event_type") != "PAYMENT.CAPTURE.COMPLETED":
         return None
-    resource = event.get("resource") or {}
-    order_id = ((resource.get("supplementary_data") or {}).get("related_ids") or {}).get("order_id")
-    if not order_id or not resource.get("id") or not resource.get("amount"):
+    resource = _resource(event)
+    supplementary = resource.get("supplementary_data")
+    related = supplementary.get("related_ids") if isinstance(supplementary, dict) else None
+    order_id = _text(related.get("order_id")) if isinstance(related, dict) else ""
+    if not order_id or not _text(resource.get("id")) or not resource.get("amount"):
         return None
+    amount, currency = _money(resource["amount"])
     return Capture(
         order_id=order_id,
         capture_id=resource["id"],
-        status=resource.get("status", ""),
-        amount=Decimal(resource["amount"]["value"]),
-        currency=resource["amount"]["currency_code"].lower(),
+        status=_text(resource.get("status")),
+        amount=amount,
+        currency=currency,
     )
 
 
@@ -235,21 +302,26 @@ def refund_from_webhook(event: dict) -> Refund | None:
     reversal = REFUND_EVENTS.get(event.get("event_type"))
     if reversal is None:
         return None
-    resource = event.get("resource") or {}
-    amount = resource.get("amount") or {}
+    resource = _resource(event)
     capture_id = _captured_by(resource.get("links"))
-    if not resource.get("id") or not capture_id or not amount:
+    if not _text(resource.get("id")) or not capture_id or not resource.get("amount"):
         return None
-    total = (resource.get("seller_payable_breakdown") or {}).get("total_refunded_amount")
-    if not total:
+    amount, currency = _money(resource["amount"])
+    breakdown = resource.get("seller_payable_breakdown")
+    total = breakdown.get("total_refunded_amount") if isinstance(breakdown, dict) else None
+    if total:
+        total_refunded, total_currency = _money(total)
+        if total_currency != currency:
+            raise MalformedProviderEvent("A PayPal refund's total is in another currency than the refund.")
+    else:
         logger.warning("PayPal refund %s without total_refunded_amount: its own amount is taken", resource["id"])
-        total = amount
+        total_refunded = amount
     return Refund(
         refund_id=resource["id"],
         capture_id=capture_id,
-        status=resource.get("status", ""),
-        amount=Decimal(amount["value"]),
-        total_refunded=Decimal(total["value"]),
-        currency=amount["currency_code"].lower(),
+        status=_text(resource.get("status")),
+        amount=amount,
+        total_refunded=total_refunded,
+        currency=currency,
         reversal=reversal,
     )

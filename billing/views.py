@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from accounts.scoping import get_request_membership, get_request_organization
 from apikeys.services import count_active_keys
 from billing import paypal, selectors, services
+from billing.errors import MalformedProviderEvent
 from billing.forms import DisputeForm, PayForm, PlanChangeForm, QuoteForm
 from billing.models import Provider, Purchase, Quote
 from core.errors import ApplicationError
@@ -188,7 +189,8 @@ def paypal_webhook(request: HttpRequest) -> HttpResponse:
 
     A completed capture grants the purchase's credits; a completed refund or reversal of a
     capture takes back its share. Other events, and captures we have no purchase for, are
-    acknowledged and change nothing.
+    acknowledged and change nothing; a verified event whose resource or amount cannot be
+    read is a 400 and changes nothing.
     """
     raw = request.body.decode("utf-8", errors="replace")
     try:
@@ -198,7 +200,12 @@ def paypal_webhook(request: HttpRequest) -> HttpResponse:
     if not isinstance(event, dict) or not paypal.verify_webhook(headers=request.headers, raw_body=raw):
         logger.warning("PayPal webhook failed verification")
         return HttpResponseBadRequest("signature verification failed")
-    refund = paypal.refund_from_webhook(event)
+    try:
+        refund = paypal.refund_from_webhook(event)
+        capture = paypal.capture_from_webhook(event)
+    except MalformedProviderEvent as exc:
+        logger.warning("PayPal webhook %s refused: %s", event.get("id"), exc.message)
+        return HttpResponseBadRequest(exc.message)
     if refund is not None:
         if refund.status and refund.status != "COMPLETED":
             return JsonResponse({"received": True, "ignored": True})
@@ -210,7 +217,6 @@ def paypal_webhook(request: HttpRequest) -> HttpResponse:
             reversal=refund.reversal,
         )
         return JsonResponse({"received": True, "purchase": purchase.pk if purchase else None})
-    capture = paypal.capture_from_webhook(event)
     if capture is None or capture.status != "COMPLETED":
         return JsonResponse({"received": True, "ignored": True})
     purchase = services.record_paypal_capture(

@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import pytest
 import responses
+from django.contrib.messages import get_messages
 from django.db import connection
 
+from billing.errors import PaymentProviderError
 from billing.models import Purchase
 from billing.services import open_dispute, record_paypal_capture, resolve_dispute, start_purchase
 from core.models import AuditEvent
@@ -203,8 +205,6 @@ def test_a_capture_of_another_amount_grants_nothing(paypal_api, organization, ow
 
 @pytest.mark.django_db
 def test_paypal_being_down_fails_the_purchase_cleanly(paypal_settings, organization, owner):
-    from billing.errors import PaymentProviderError
-
     quote = quote_for(organization, credits=1000)
     with responses.RequestsMock() as mock:
         mock.add("POST", f"{PAYPAL_BASE}/v1/oauth2/token", status=503)
@@ -451,3 +451,156 @@ def test_a_refund_not_completed_yet_changes_nothing(paid_paypal_purchase, client
     assert answer.json() == {"received": True, "ignored": True}
     assert get_balance(organization_id=organization.pk) == 1000
     assert Purchase.objects.get(pk=paid_paypal_purchase.pk).refunded_amount == Decimal("0.00")
+
+
+# --- Answers and events PayPal did not send as documented -------------------------------------
+
+HTML_ERROR = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+@pytest.mark.django_db
+def test_a_token_answer_that_is_not_json_is_the_providers_502_through_the_api(paypal_settings, client, owner):
+    client.force_login(owner)
+    quote = client.post("/api/credits/purchase/validate", {"credits": 1000}, content_type="application/json").json()
+    with responses.RequestsMock() as mock:
+        mock.add("POST", f"{PAYPAL_BASE}/v1/oauth2/token", body=HTML_ERROR, status=200, content_type="text/html")
+
+        response = client.post(
+            "/api/credits/purchase",
+            {"quoteId": quote["quoteId"], "provider": "paypal"},
+            content_type="application/json",
+        )
+
+    assert (response.status_code, response.json()["error"]) == (502, "payment_provider_error")
+    assert Purchase.objects.get(quote_id=quote["quoteId"]).status == "failed"
+
+
+@pytest.mark.django_db
+def test_an_order_answer_that_is_not_json_fails_the_purchase_cleanly_from_the_portal(
+    paypal_settings, client, organization, owner
+):
+    quote = quote_for(organization, credits=1000)
+    client.force_login(owner)
+    with responses.RequestsMock() as mock:
+        mock.add("POST", f"{PAYPAL_BASE}/v1/oauth2/token", json={"access_token": "A21AAF-token", "expires_in": 32400})
+        mock.add("POST", f"{PAYPAL_BASE}/v2/checkout/orders", body=HTML_ERROR, status=201, content_type="text/html")
+
+        response = client.post("/billing/buy/pay", {"quote_id": str(quote.pk), "provider": "paypal"})
+
+    assert (response.status_code, response["Location"]) == (302, "/billing/buy/")
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert messages == [PaymentProviderError.default_message]
+    assert Purchase.objects.get(quote=quote).status == "failed"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"body": HTML_ERROR, "content_type": "text/html"},
+        {"json": ["not", "an", "object"]},
+        {"json": {"token_type": "Bearer"}},
+    ],
+)
+def test_any_unusable_token_answer_is_the_providers_error(paypal_settings, answer):
+    from billing import paypal
+
+    with responses.RequestsMock() as mock:
+        mock.add("POST", f"{PAYPAL_BASE}/v1/oauth2/token", status=200, **answer)
+        with pytest.raises(PaymentProviderError):
+            paypal.access_token()
+
+
+@pytest.mark.django_db
+def test_a_capture_answer_that_is_not_json_is_a_message_on_return(paypal_api, client, organization, owner):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add(
+        "POST",
+        f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}/capture",
+        body=HTML_ERROR,
+        status=201,
+        content_type="text/html",
+    )
+    client.force_login(owner)
+
+    response = client.get(f"/billing/paypal/return?token={ORDER_ID}")
+
+    assert (response.status_code, response["Location"]) == (302, "/billing/purchases/")
+    purchase.refresh_from_db()
+    assert (purchase.status, get_balance(organization_id=organization.pk)) == ("pending", 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "a string",
+        ["a", "list"],
+        {
+            "id": CAPTURE_ID,
+            "status": "COMPLETED",
+            "amount": {"currency_code": "USD", "value": "ninety-five"},
+            "supplementary_data": {"related_ids": {"order_id": ORDER_ID}},
+        },
+        {
+            "id": CAPTURE_ID,
+            "status": "COMPLETED",
+            "amount": {"currency_code": "USD", "value": 95},
+            "supplementary_data": {"related_ids": {"order_id": ORDER_ID}},
+        },
+        {
+            "id": CAPTURE_ID,
+            "status": "COMPLETED",
+            "amount": "95.00",
+            "supplementary_data": {"related_ids": {"order_id": ORDER_ID}},
+        },
+    ],
+    ids=["string", "list", "words", "json-number", "amount-string"],
+)
+def test_a_verified_capture_event_that_cannot_be_read_is_a_400_and_changes_nothing(
+    paypal_api, client, organization, owner, resource
+):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "SUCCESS"}
+    )
+    event = {**webhook_event("95.00"), "resource": resource}
+
+    response = deliver_paypal(client, event)
+
+    assert response.status_code == 400
+    purchase.refresh_from_db()
+    assert (purchase.status, get_balance(organization_id=organization.pk)) == ("pending", 0)
+    assert not Transaction.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("total", ["NaN", "lots", "-95.00"])
+def test_a_verified_refund_event_that_cannot_be_read_is_a_400_and_changes_nothing(
+    paid_paypal_purchase, client, organization, total
+):
+    response = deliver_paypal(client, refund_event("REFUND-1", "95.00", total))
+    not_an_object = deliver_paypal(client, {**refund_event("REFUND-1", "95.00", "95.00"), "resource": 7})
+
+    assert (response.status_code, not_an_object.status_code) == (400, 400)
+    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
+    assert (purchase.status, purchase.refunded_amount) == ("completed", Decimal("0.00"))
+    assert get_balance(organization_id=organization.pk) == 1000
+
+
+@pytest.mark.django_db
+def test_a_verification_answer_that_is_not_json_is_refused(paypal_api, client, organization, owner):
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add(
+        "POST",
+        f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature",
+        body=HTML_ERROR,
+        status=200,
+        content_type="text/html",
+    )
+
+    response = deliver_paypal(client, webhook_event("95.00"))
+
+    assert response.status_code == 400
+    purchase.refresh_from_db()
+    assert (purchase.status, get_balance(organization_id=organization.pk)) == ("pending", 0)
