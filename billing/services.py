@@ -292,7 +292,11 @@ def _set_provider_reference(*, purchase_id: int, reference: str) -> None:
 
 @transaction.atomic
 def release_purchase(*, purchase_id: int, status: str, note: str = "") -> Purchase | None:
-    """A pending purchase that will not be paid (checkout expired, failed or canceled): free its promotion."""
+    """A pending purchase that will not be paid (checkout expired, failed or canceled): free its promotion.
+
+    If its payment completes after all, `complete_purchase` still grants it and takes the
+    promotion again when the promotion allows it.
+    """
     purchase = Purchase.objects.select_for_update().filter(pk=purchase_id).first()
     if purchase is None or purchase.status != Purchase.Status.PENDING:
         return purchase
@@ -390,6 +394,13 @@ def complete_purchase(
     customer's return, a retried delivery) queue here; the later ones find it completed.
     A payment whose amount or currency differs from our price grants nothing and is marked
     failed for staff to look at.
+
+    A purchase released before its payment arrived (expired after a day, its checkout
+    expired) was paid all the same: its credits are granted, but its promotion was freed
+    on release, so it is taken again (`_retake_promotion`). When the promotion no longer
+    allows it (used up, used since by the organization, switched off), a bonus is not
+    granted and the purchase's credits and note say so; a percentage off was already paid
+    at the lower price, so only the note and the audit log record it for staff.
     """
     purchase = (
         Purchase.objects.select_for_update(of=("self",)).select_related("quote", "organization").get(pk=purchase_id)
@@ -406,6 +417,16 @@ def complete_purchase(
     quote = purchase.quote
     source = system_accounts.PURCHASE_BY_PROVIDER[purchase.provider]
     purchased = quote.credits if quote else purchase.credits
+    bonus = quote.bonus_credits if quote else 0
+    if purchase.status != Purchase.Status.PENDING:
+        purchase.note = (
+            "Paid after it had expired."
+            if purchase.status == Purchase.Status.EXPIRED
+            else f"Paid after it was marked {purchase.get_status_display().lower()}."
+        )
+        if quote and quote.promotion_id and not _retake_promotion(purchase, quote):
+            bonus = 0
+        purchase.credits = purchased + bonus
     metadata = {"purchaseId": purchase.pk, "provider": purchase.provider, "paymentId": payment_id}
     if quote:
         metadata["quoteId"] = str(quote.pk)
@@ -418,10 +439,10 @@ def complete_purchase(
         idempotency_key=idempotency_key,
         metadata=metadata,
     )
-    if quote and quote.bonus_credits:
+    if bonus:
         credit_services.grant_credits(
             organization=purchase.organization,
-            amount=quote.bonus_credits,
+            amount=bonus,
             source=system_accounts.PROMOTION_GRANTS,
             kind=Transaction.Kind.PROMOTION,
             reason=f"Purchase #{purchase.pk}: promotion bonus",
@@ -432,11 +453,47 @@ def complete_purchase(
     purchase.completed_at = timezone.now()
     purchase.provider_payment_id = payment_id
     purchase.ledger_transaction = txn
-    purchase.save(update_fields=["status", "completed_at", "provider_payment_id", "ledger_transaction"])
+    purchase.save(
+        update_fields=["status", "completed_at", "provider_payment_id", "ledger_transaction", "credits", "note"]
+    )
     from billing import tasks
 
     delay_on_commit(tasks.send_payment_confirmation, purchase.pk)
     return purchase
+
+
+def _retake_promotion(purchase: Purchase, quote: Quote) -> bool:
+    """Redeem again the promotion a released purchase freed, if the promotion still allows it.
+
+    The rules are those of a new purchase (`check_promotion`), the validity window taken
+    at the time the purchase was started (the price was promised then). Appends the outcome
+    to the purchase's note; the caller saves it. False when the promotion is not redeemed.
+    """
+    promotion = Promotion.objects.select_for_update().get(pk=quote.promotion_id)
+    if PromotionRedemption.objects.filter(purchase=purchase).exists():
+        return True  # marked failed without being released: it kept its redemption
+    try:
+        check_promotion(promotion=promotion, organization=purchase.organization, now=purchase.created_at)
+        with transaction.atomic():
+            PromotionRedemption.objects.create(
+                promotion=promotion, organization=purchase.organization, purchase=purchase
+            )
+    except (PromotionNotActive, PromotionAlreadyRedeemed, PromotionExhausted, IntegrityError) as exc:
+        refused = getattr(exc, "message", PromotionAlreadyRedeemed.default_message)
+        if quote.bonus_credits:
+            outcome = f"Granted without the {quote.bonus_credits:,} bonus credits of {promotion.code}"
+        else:
+            outcome = f"Paid at the {promotion.code} discount, which could not be redeemed again"
+        purchase.note = f"{purchase.note} {outcome}: {refused}"[:500]
+        record_audit(
+            event="promotion_not_redeemed",
+            organization=purchase.organization,
+            target=f"purchase:{purchase.pk}",
+            new={"promotion": promotion.code, "reason": refused, "bonusCredits": quote.bonus_credits},
+        )
+        return False
+    purchase.note = f"{purchase.note} {promotion.code} redeemed again."[:500]
+    return True
 
 
 def money_differs(paid: Decimal, expected: Decimal) -> bool:
@@ -1416,7 +1473,11 @@ QUOTE_RETENTION = timedelta(days=1)
 
 def expire_stale_billing(*, now=None) -> dict[str, int]:
     """Pending purchases nobody paid within a day (their checkout is long gone) are expired and free their
-    promotion; open quotes a day past expiry are deleted. Safe to run any time (periodic task)."""
+    promotion; open quotes a day past expiry are deleted. Safe to run any time (periodic task).
+
+    A payment that still completes later (a PayPal capture pending for days) is granted by
+    `complete_purchase`, which takes the promotion again if it still can.
+    """
     now = now or timezone.now()
     stale_ids = list(
         Purchase.objects.filter(status=Purchase.Status.PENDING, created_at__lt=now - STALE_PURCHASE_AGE).values_list(

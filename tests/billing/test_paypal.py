@@ -2,16 +2,25 @@
 
 import json
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import responses
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.utils import timezone
 
-from billing.errors import PaymentProviderError
-from billing.models import Purchase
-from billing.services import open_dispute, record_paypal_capture, resolve_dispute, start_purchase
+from billing.errors import PaymentProviderError, PromotionAlreadyRedeemed
+from billing.models import Promotion, PromotionRedemption, Purchase
+from billing.services import (
+    _reserve_purchase,
+    expire_stale_billing,
+    open_dispute,
+    record_paypal_capture,
+    resolve_dispute,
+    start_purchase,
+)
 from core.models import AuditEvent
 from credits.models import Transaction
 from credits.selectors import get_balance, verify_ledger
@@ -604,3 +613,99 @@ def test_a_verification_answer_that_is_not_json_is_refused(paypal_api, client, o
     assert response.status_code == 400
     purchase.refresh_from_db()
     assert (purchase.status, get_balance(organization_id=organization.pk)) == ("pending", 0)
+
+
+# --- A capture completing after the purchase expired -------------------------------------------
+
+
+def pending_then_expired(paypal_api, client, organization, owner, *, promo_code: str, **promotion) -> Purchase:
+    """The outside check's case: PayPal answers the capture PENDING, and a day later the purchase expires."""
+    Promotion.objects.create(code=promo_code, **promotion)
+    quote = quote_for(organization, credits=100, promo_code=promo_code)
+    purchase = start_purchase(organization=organization, quote_id=quote.pk, provider="paypal", actor=owner).purchase
+    pending = captured_order(f"{purchase.amount}")
+    pending["purchase_units"][0]["payments"]["captures"][0]["status"] = "PENDING"
+    paypal_api.add("POST", f"{PAYPAL_BASE}/v2/checkout/orders/{ORDER_ID}/capture", json=pending)
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "SUCCESS"}
+    )
+    client.force_login(owner)
+    client.get(f"/billing/paypal/return?token={ORDER_ID}")
+    assert PromotionRedemption.objects.filter(purchase=purchase).exists()
+
+    expire_stale_billing(now=timezone.now() + timedelta(hours=25))
+
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.note, get_balance(organization_id=organization.pk)) == (
+        "expired",
+        "Never paid.",
+        0,
+    )
+    assert not PromotionRedemption.objects.filter(purchase=purchase).exists()
+    return purchase
+
+
+@pytest.mark.django_db
+def test_a_capture_completed_after_expiry_grants_once_and_takes_the_promotion_again(
+    paypal_api, client, organization, owner
+):
+    purchase = pending_then_expired(paypal_api, client, organization, owner, promo_code="BONUS50", bonus_credits=50)
+
+    for _ in range(2):
+        assert deliver_paypal(client, webhook_event(f"{purchase.amount}")).status_code == 200
+
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.credits, get_balance(organization_id=organization.pk)) == ("completed", 150, 150)
+    assert purchase.note == "Paid after it had expired. BONUS50 redeemed again."
+    assert PromotionRedemption.objects.get(promotion__code="BONUS50").purchase == purchase
+    with pytest.raises(PromotionAlreadyRedeemed):
+        quote_for(organization, credits=100, promo_code="BONUS50")
+    assert verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_a_late_capture_of_a_promotion_used_up_meanwhile_is_granted_without_the_bonus(
+    paypal_api, client, organization, owner, outsider
+):
+    purchase = pending_then_expired(
+        paypal_api, client, organization, owner, promo_code="BONUS50", bonus_credits=50, max_redemptions=1
+    )
+    # Freed by the expiry, the last redemption goes to another organization.
+    other = outsider.membership.organization
+    PromotionRedemption.objects.create(promotion=Promotion.objects.get(code="BONUS50"), organization=other)
+
+    deliver_paypal(client, webhook_event(f"{purchase.amount}"))
+
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.credits, get_balance(organization_id=organization.pk)) == ("completed", 100, 100)
+    assert purchase.note == (
+        "Paid after it had expired. Granted without the 50 bonus credits of BONUS50: "
+        "This promotion code has reached its maximum number of redemptions."
+    )
+    assert PromotionRedemption.objects.filter(promotion__code="BONUS50").count() == 1
+    assert not Transaction.objects.filter(kind=Transaction.Kind.PROMOTION).exists()
+    assert AuditEvent.objects.filter(event="promotion_not_redeemed", target=f"purchase:{purchase.pk}").exists()
+    assert verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_a_late_capture_after_the_organization_used_the_promotion_again_keeps_one_redemption(
+    paypal_api, client, organization, owner
+):
+    purchase = pending_then_expired(paypal_api, client, organization, owner, promo_code="TENOFF", percent_off=10)
+    later = _reserve_purchase(
+        organization=organization,
+        quote_id=quote_for(organization, credits=100, promo_code="TENOFF").pk,
+        provider="sandbox",
+        actor=owner,
+    )
+
+    deliver_paypal(client, webhook_event(f"{purchase.amount}"))
+
+    purchase.refresh_from_db()
+    assert (purchase.status, purchase.credits, get_balance(organization_id=organization.pk)) == ("completed", 100, 100)
+    assert purchase.note == (
+        "Paid after it had expired. Paid at the TENOFF discount, which could not be redeemed again: "
+        "Your organization has already used this promotion code."
+    )
+    assert PromotionRedemption.objects.get(promotion__code="TENOFF").purchase == later
