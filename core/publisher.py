@@ -443,28 +443,35 @@ def resync(*, force: bool = False, batch_size: int = BATCH_SIZE) -> dict[str, in
     keys = sum(write_hashes(client, "key", rows, force=force) for rows in _chunks(_key_queryset(), batch_size))
     orgs = sum(write_hashes(client, "org", rows, force=force) for rows in _chunks(_org_queryset(), batch_size))
     stale = delete_stale_key_hashes(client)
+    client.set(_synced_marker(), iso(timezone.now()))
     logger.info("redis resync wrote %s key and %s org hashes, deleted %s stale key hashes", keys, orgs, stale)
     return {"keys": keys, "orgs": orgs, "stale": stale}
 
 
+def _synced_marker() -> str:
+    """A key of the publisher's own (not part of the contract) that every full resync sets:
+    gone, Redis has lost what it held."""
+    return redis_key("publisher", "synced")
+
+
 def restore_if_emptied() -> bool:
-    """Write every hash again when Redis has lost them all (restarted without persistence,
-    flushed): the hashes of the first and of the last wallet are both missing. Returns
-    whether it did. The drain task calls it every 30 s, so Redis is back in line within the
-    contract's 60 seconds of its return; a lone missing hash is the hourly reconcile's."""
+    """Write every hash again when Redis has lost what it held (restarted without persistence,
+    flushed), which the missing marker of the last full resync tells even after pushes have
+    written a few hashes again. Returns whether it did. The drain task calls it every 30 s,
+    so Redis is back in line within the contract's 60 seconds of its return; a lone missing
+    hash is the hourly reconcile's."""
     client = get_redis()
     if client is None:
         return False
-    sample = {redis_key("org", row[0]) for row in (_org_queryset().first(), _org_queryset().last()) if row}
-    if not sample:
-        return False
     try:
-        if client.exists(*sample):
+        if client.exists(_synced_marker()):
             return False
     except redis.RedisError as exc:
         logger.warning("Redis check for lost hashes failed: %s", exc)
         return False
-    logger.warning("Redis holds none of the sampled wallet hashes (restarted empty or flushed): writing every hash")
+    logger.warning(
+        "Redis has lost the publisher's marker (restarted empty, flushed, or never synced): writing every hash"
+    )
     resync()
     return True
 
