@@ -262,7 +262,7 @@ def order_is_unapproved(*, order_id: str) -> bool:
     if response.status_code != 200:
         logger.warning("PayPal order %s: %s %s", order_id, response.status_code, response.text[:500])
         raise PaymentProviderError("PayPal could not be reached to confirm the cancellation.")
-    return response.json().get("status") in UNAPPROVED_ORDER_STATUSES
+    return _body(response, "order status").get("status") in UNAPPROVED_ORDER_STATUSES
 
 
 REFUND_EVENTS = {"PAYMENT.CAPTURE.REFUNDED": False, "PAYMENT.CAPTURE.REVERSED": True}

@@ -11,6 +11,7 @@ reserved (committed), then the provider is called, then the provider's reference
 """
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -607,6 +608,8 @@ def _is_about_current_subscription(
     if local.stripe_subscription_id and local.stripe_subscription_id == stripe_subscription_id:
         if local.status == Subscription.Status.CANCELED:
             return False
+        if local.is_live and status == Subscription.Status.INCOMPLETE:
+            return False  # a late `customer.subscription.created`: a subscription never goes back to incomplete
         if canceling or period_end is None or local.current_period_end is None:
             return True
         return period_end >= local.current_period_end
@@ -903,6 +906,12 @@ def record_stripe_subscription(*, subscription: dict, deleted: bool = False) -> 
     )
 
 
+def _never_granted(purchase: Purchase) -> bool:
+    """A purchase whose payment arrived and was refused (it did not match the quote): nothing
+    was or will be granted, so its refunds and disputes have nothing to take back."""
+    return purchase.status == Purchase.Status.FAILED and bool(purchase.provider_payment_id)
+
+
 def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Purchase | None:
     """The completed purchase a charge paid: by its PaymentIntent (or the charge itself, paid without
     one), as checkouts and invoice payments store them, or by its `invoice` (API versions before
@@ -922,14 +931,20 @@ def _purchase_for_charge(charge_or_dispute: dict, *, charge_id: str = "") -> Pur
     if purchase is None and invoice:
         purchase = Purchase.objects.filter(provider=Provider.STRIPE, provider_reference=invoice).first()
     purchase_id = str((charge_or_dispute.get("metadata") or {}).get("purchase_id") or "")
-    if purchase is None and purchase_id.isdigit():
-        purchase = Purchase.objects.filter(pk=int(purchase_id), provider=Provider.STRIPE).first()
+    if purchase is None and re.fullmatch(r"[0-9]{1,18}", purchase_id):
+        named = Purchase.objects.filter(pk=int(purchase_id), provider=Provider.STRIPE).first()
+        # Only while its payment is unrecorded can this charge be the one that paid it: a charge
+        # naming a purchase that another payment paid is someone else's (its metadata copied).
+        if named is not None and not named.provider_payment_id:
+            purchase = named
     if purchase is not None and purchase.completed_at is not None:
         return purchase
     customer = _stripe_id(charge_or_dispute.get("customer"))
-    if (purchase is not None and purchase.status == Purchase.Status.PENDING) or (
+    if (purchase is not None and not _never_granted(purchase)) or (
         purchase is None and customer and Subscription.objects.filter(stripe_customer_id=customer).exists()
     ):
+        # Pending, or expired or failed before its payment arrived: a late payment still
+        # completes it (complete_purchase), and this refund or dispute must apply after that.
         raise PaymentNotRecorded(f"No completed purchase for charge {charge_id or payment_intent} yet.")
     logger.warning(
         "ignoring Stripe charge %s: %s",
@@ -1148,15 +1163,22 @@ def record_paypal_refund(
     path with that total (`_record_refund`): the purchase's credits are taken back in
     proportion, replays and older events take nothing more, and a reversal is not counted
     again as a chargeback. A reversal is also noted on the purchase and in the audit log.
-    A capture we never completed a purchase for is logged and left alone.
+    A refund of a capture whose completion is not recorded yet raises PaymentNotRecorded, so
+    PayPal delivers it again (webhooks are per app: every capture is ours); one of a purchase
+    that never granted anything is logged and left alone.
     """
-    purchase = Purchase.objects.filter(provider=Provider.PAYPAL, provider_payment_id=capture_id).first()
-    if purchase is None or purchase.completed_at is None:
+    purchase = (
+        Purchase.objects.select_for_update().filter(provider=Provider.PAYPAL, provider_payment_id=capture_id).first()
+    )
+    if purchase is None or (purchase.completed_at is None and not _never_granted(purchase)):
+        raise PaymentNotRecorded(f"No completed purchase for PayPal capture {capture_id} yet.")
+    if purchase.completed_at is None:
         logger.warning(
-            "PayPal %s %s for capture %s without a completed purchase",
+            "PayPal %s %s of capture %s: purchase #%s granted nothing",
             "reversal" if reversal else "refund",
             refund_id,
             capture_id,
+            purchase.pk,
         )
         return None
     if (currency or "").lower() != purchase.currency:

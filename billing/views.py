@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,13 +17,16 @@ from django.views.decorators.http import require_POST
 from accounts.scoping import get_request_membership, get_request_organization
 from apikeys.services import count_active_keys
 from billing import paypal, selectors, services
-from billing.errors import MalformedProviderEvent
+from billing.errors import MalformedProviderEvent, PaymentNotRecorded
 from billing.forms import DisputeForm, PayForm, PlanChangeForm, QuoteForm
 from billing.models import Provider, Purchase, Quote
 from core.errors import ApplicationError
 from credits.selectors import get_wallet
 
 logger = logging.getLogger(__name__)
+
+# A purchase id in a return URL (str.isdigit() also takes "²", which int() refuses).
+_PURCHASE_ID = re.compile(r"[0-9]{1,18}")
 
 
 def _is_client_admin(request: HttpRequest) -> bool:
@@ -72,11 +76,12 @@ def _report_canceled_checkout(request: HttpRequest, organization) -> None:
     purchase_id = request.GET.get("purchase", "")
     order_id = request.GET.get("token", "")
     purchase = None
-    if _is_client_admin(request) and (purchase_id.isdigit() or order_id):
+    is_id = _PURCHASE_ID.fullmatch(purchase_id) is not None
+    if _is_client_admin(request) and (is_id or order_id):
         try:
             purchase = services.release_canceled_checkout(
                 organization=organization,
-                purchase_id=int(purchase_id) if purchase_id.isdigit() else None,
+                purchase_id=int(purchase_id) if is_id else None,
                 paypal_order_id=order_id,
             )
         except ApplicationError as exc:
@@ -128,7 +133,7 @@ def pay(request: HttpRequest) -> HttpResponse:
 def checkout_return(request: HttpRequest) -> HttpResponse:
     """Back from Stripe Checkout: the webhook grants the credits; the page says where the purchase stands."""
     purchase_id = request.GET.get("purchase", "")
-    if purchase_id.isdigit():
+    if _PURCHASE_ID.fullmatch(purchase_id):
         purchase = Purchase.objects.filter(pk=int(purchase_id), organization=get_request_organization(request)).first()
         if purchase is not None:
             if purchase.is_completed:
@@ -162,6 +167,11 @@ def paypal_return(request: HttpRequest) -> HttpResponse:
     ).first()
     if purchase is None:
         messages.error(request, "We could not find this PayPal payment.")
+        return redirect("billing:buy")
+    if purchase.status != Purchase.Status.PENDING and not purchase.is_completed:
+        # Released (canceled here, or expired): its promotion may be another purchase's now,
+        # so the order is left to lapse at PayPal rather than captured.
+        messages.error(request, "This payment was canceled or has expired; nothing was charged. Please buy again.")
         return redirect("billing:buy")
     if not purchase.is_completed:
         try:
@@ -209,13 +219,16 @@ def paypal_webhook(request: HttpRequest) -> HttpResponse:
     if refund is not None:
         if refund.status and refund.status != "COMPLETED":
             return JsonResponse({"received": True, "ignored": True})
-        purchase = services.record_paypal_refund(
-            capture_id=refund.capture_id,
-            refund_id=refund.refund_id,
-            total_refunded=refund.total_refunded,
-            currency=refund.currency,
-            reversal=refund.reversal,
-        )
+        try:
+            purchase = services.record_paypal_refund(
+                capture_id=refund.capture_id,
+                refund_id=refund.refund_id,
+                total_refunded=refund.total_refunded,
+                currency=refund.currency,
+                reversal=refund.reversal,
+            )
+        except PaymentNotRecorded as exc:  # PayPal delivers it again, after the capture's own event
+            return JsonResponse({"received": False, "error": exc.code, "detail": exc.message}, status=409)
         return JsonResponse({"received": True, "purchase": purchase.pk if purchase else None})
     if capture is None or capture.status != "COMPLETED":
         return JsonResponse({"received": True, "ignored": True})

@@ -18,6 +18,7 @@ from billing.services import (
     expire_stale_billing,
     open_dispute,
     record_paypal_capture,
+    release_purchase,
     resolve_dispute,
     start_purchase,
 )
@@ -443,14 +444,28 @@ def test_a_refund_after_a_dispute_payout_takes_the_payout_back_too(paid_paypal_p
 
 
 @pytest.mark.django_db
-def test_a_refund_of_an_unknown_capture_is_acknowledged_and_logged(paid_paypal_purchase, client, organization, caplog):
-    answer = deliver_paypal(client, refund_event("REFUND-9", "95.00", "95.00", capture_id="0JF852973C016714D"))
+def test_a_refund_before_its_capture_is_recorded_waits_for_it(paypal_api, client, organization, owner):
+    """Found in review: a refund delivered before the capture's own completion was acknowledged
+    and dropped, and the late completion then granted every credit. PayPal webhooks are per
+    app, so every capture is ours: a 409 makes PayPal deliver the refund again."""
+    purchase = start_paypal_purchase(organization, owner)
+    paypal_api.add(
+        "POST", f"{PAYPAL_BASE}/v1/notifications/verify-webhook-signature", json={"verification_status": "SUCCESS"}
+    )
+    event = refund_event("REFUND-9", "95.00", "95.00")
 
-    assert (answer.status_code, answer.json()) == (200, {"received": True, "purchase": None})
-    assert "capture 0JF852973C016714D without a completed purchase" in caplog.text
-    purchase = Purchase.objects.get(pk=paid_paypal_purchase.pk)
-    assert (purchase.status, purchase.refunded_amount) == ("completed", Decimal("0.00"))
+    early = deliver_paypal(client, event)
+
+    assert (early.status_code, early.json()["error"]) == (409, "payment_not_recorded")
+    assert get_balance(organization_id=organization.pk) == 0
+    record_paypal_capture(order_id=ORDER_ID, capture_id=CAPTURE_ID, amount=Decimal("95.00"), currency="USD")
     assert get_balance(organization_id=organization.pk) == 1000
+
+    again = deliver_paypal(client, event)
+
+    assert again.json() == {"received": True, "purchase": purchase.pk}
+    assert get_balance(organization_id=organization.pk) == 0
+    assert Purchase.objects.get(pk=purchase.pk).status == "refunded"
 
 
 @pytest.mark.django_db
@@ -709,3 +724,26 @@ def test_a_late_capture_after_the_organization_used_the_promotion_again_keeps_on
         "Your organization has already used this promotion code."
     )
     assert PromotionRedemption.objects.get(promotion__code="TENOFF").purchase == later
+
+
+@pytest.mark.django_db
+def test_the_return_from_a_released_order_captures_nothing(paypal_api, client, organization, owner):
+    """Found in review: an order canceled here (its promotion freed for another purchase) could
+    still be approved in another tab and was then captured, at the discount, a second time."""
+    purchase = start_paypal_purchase(organization, owner)
+    release_purchase(purchase_id=purchase.pk, status="expired", note="Canceled by the customer at the provider.")
+    client.force_login(owner)
+
+    response = client.get(f"/billing/paypal/return?token={ORDER_ID}")
+
+    assert response["Location"] == "/billing/buy/"
+    assert not any(call.request.url.endswith("/capture") for call in paypal_api.calls)
+    assert get_balance(organization_id=organization.pk) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/billing/buy/?canceled=1&purchase=²", "/billing/checkout/return?purchase=²"])
+def test_a_purchase_id_that_is_not_ascii_digits_is_no_500(client, organization, owner, path):
+    client.force_login(owner)
+
+    assert client.get(path).status_code in (200, 302)

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Dispute, Purchase, Subscription
-from billing.services import start_purchase
+from billing.services import release_purchase, start_purchase
 from credits.models import Transaction
 from credits.selectors import get_balance, verify_ledger
 from credits.services import spend_credits
@@ -257,6 +257,44 @@ def test_a_refund_arriving_before_its_payment_is_retried_and_then_applied_once(
     assert deliver(refund).status_code == 200
     assert deliver(refund).status_code == 200
     assert balance(organization) == 0
+
+
+def test_a_refund_before_a_late_completion_of_an_expired_purchase_waits_for_it(
+    fake_stripe, deliver, organization, owner
+):
+    """Found in review: a bank payment still processing when the purchase expired; its refund
+    arrived before the late success and was acknowledged and dropped, so the late success then
+    granted every credit for money given back."""
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)
+    session = paid_session(fake_stripe, purchase)
+    release_purchase(purchase_id=purchase.pk, status=Purchase.Status.EXPIRED, note="Checkout expired.")
+    purchase.provider_payment_id = session["payment_intent"]
+    refund = stripe_event("charge.refunded", charge_for(fake_stripe, purchase, refunded_cents=9500))
+
+    assert deliver(refund).status_code == 500  # Stripe delivers it again
+    deliver(stripe_event("checkout.session.async_payment_succeeded", session))
+    assert balance(organization) == 1000
+    assert deliver(refund).status_code == 200
+
+    assert balance(organization) == 0
+    assert Purchase.objects.get(pk=purchase.pk).status == "refunded"
+
+
+def test_a_charge_naming_our_purchase_in_its_metadata_but_not_its_payment_is_ignored(
+    fake_stripe, deliver, organization, owner
+):
+    """Found in review: another system's charge whose metadata named our completed purchase
+    (Stripe copies metadata as given) was taken for it, and its refund took our credits."""
+    purchase = start_stripe_purchase(fake_stripe, organization, owner, credits=1000)
+    deliver(stripe_event("checkout.session.completed", paid_session(fake_stripe, purchase)))
+    purchase.refresh_from_db()
+    foreign = charge_for(fake_stripe, purchase, refunded_cents=9500)
+    foreign = fake_stripe.put({**foreign, "payment_intent": new_id("pi")})
+
+    assert deliver(stripe_event("charge.refunded", foreign)).status_code == 200
+
+    assert balance(organization) == 1000
+    assert Purchase.objects.get(pk=purchase.pk).status == "completed"
 
 
 def test_events_about_payments_that_are_not_ours_are_acknowledged_and_change_nothing(
@@ -1403,3 +1441,18 @@ def test_a_partly_lost_chargeback_counts_with_refunds_in_the_amount_paid(
 
     assert "Partly charged back" in history and "(charged back $47.50)" in history
     assert client.get("/api/credits/summary").json()["amountPaid"] == "23.75"
+
+
+def test_a_late_creation_event_does_not_take_a_live_subscription_back_to_incomplete(
+    fake_stripe, stripe_prices, deliver, client, owner, organization
+):
+    """Found in review: `customer.subscription.created` (incomplete) arriving after the first
+    invoice made the subscription not live, so cancelling it failed and a plan change opened a
+    second paid subscription."""
+    subscription = live_stripe_subscription(fake_stripe, deliver, organization)
+
+    deliver(stripe_event("customer.subscription.created", {**subscription, "status": "incomplete"}))
+
+    assert Subscription.objects.get(organization=organization).status == "active"
+    client.force_login(owner)
+    assert client.post("/api/subscription/cancel", content_type="application/json").status_code == 200
