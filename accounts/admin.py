@@ -81,13 +81,24 @@ class UserAdmin(DjangoUserAdmin):
 
 
 class OrganizationAdminForm(forms.ModelForm):
+    # The plan when the page was opened: a plan left as it was is not written back over one
+    # that Stripe or the customer changed meanwhile.
+    plan_when_opened = forms.CharField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = Organization
         fields = ["name", "slug", "plan", "is_active", "require_mfa"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan_when_opened"].initial = self.instance.plan_id
+
     def clean_plan(self):
         plan = self.cleaned_data["plan"]
-        if plan is not None and not plan.is_active and plan.pk != self.initial.get("plan"):
+        opened = self.data.get(self.add_prefix("plan_when_opened"))
+        if self.instance.pk and plan is not None and plan.code == opened and plan.code != self.instance.plan_id:
+            return self.instance.plan
+        if plan is not None and not plan.is_active and plan.code != self.initial.get("plan"):
             raise forms.ValidationError(f"The plan {plan.code!r} is not active: activate it first.")
         return plan
 
@@ -102,26 +113,41 @@ class OrganizationAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
     def save_model(self, request: HttpRequest, obj: Organization, form, change: bool) -> None:
-        """A new plan goes through billing.services.change_plan: the wallet's version grows and
-        Redis shows the plan (a plain save left Redis on the old one)."""
-        new_plan_code = obj.plan_id
-        plan_changed = change and "plan" in form.changed_data
-        if plan_changed:
-            obj.plan_id = form.initial["plan"]
-        super().save_model(request, obj, form, change)
-        if plan_changed:
+        """Saves only the fields changed on the page, and a new plan through
+        billing.services.change_plan: the wallet's version grows and Redis shows the plan (a
+        plain save left Redis on the old one, and wrote back the plan the page was opened
+        with over one changed meanwhile)."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        fields = [name for name in form.changed_data if name in OrganizationAdminForm.Meta.fields and name != "plan"]
+        if fields:
+            obj.save(update_fields=fields)
+        if "plan" in form.changed_data:
             from billing.services import change_plan
 
-            change_plan(organization=obj, plan_code=new_plan_code, actor=request.user)
+            change_plan(organization=obj, plan_code=obj.plan_id, actor=request.user)
             obj.refresh_from_db(fields=["plan"])
 
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Read-only, as on the organization's page: joining, leaving and roles go through
+    accounts.services, which keep a client admin in every organization and revoke the keys
+    of those who leave (a membership deleted here left its keys working in Redis)."""
+
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "organization__name", "organization__slug"]
-    raw_id_fields = ["user", "organization"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 @admin.register(Invitation)

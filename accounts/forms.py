@@ -3,7 +3,6 @@ from allauth.account.forms import AddEmailForm
 from allauth.account.internal.flows.email_verification import send_verification_email_to_address
 from allauth.account.models import EmailAddress
 from django import forms
-from django.db import transaction
 
 from accounts.models import Membership
 from credits.services import MAX_AMOUNT
@@ -53,21 +52,18 @@ class ChangeEmailForm(AddEmailForm):
     """allauth's change of address, also for a user whose own address is still unverified.
 
     In change mode allauth takes the user's last unverified address for a change in progress
-    and removes it before adding the new one. When that is the user's only, primary address
-    (they signed up and never verified it, which DEBUG's optional verification allows), the
-    user was left with an empty email, and the next user to do it hit the unique constraint.
-    An address never proven is simply replaced, and the new one gets its verification email.
+    and removes it before adding the new one. When that is the user's primary address (they
+    signed up and never verified it, which DEBUG's optional verification allows), the user was
+    left with an empty email, and the next user to do it hit the unique constraint. Then the
+    primary address stays as it is (its own confirmation link still proves only it) and the
+    new address is added as a row of its own, which becomes the user's email once confirmed,
+    as any change does.
     """
 
     def save(self, request):
-        unverified = EmailAddress.objects.get_new(self.user) if allauth_settings.CHANGE_EMAIL else None
-        if unverified is None or not unverified.primary:
+        pending = EmailAddress.objects.get_new(self.user) if allauth_settings.CHANGE_EMAIL else None
+        if pending is None or not pending.primary:
             return super().save(request)
-        new_email = self.cleaned_data["email"].lower()
-        with transaction.atomic():
-            unverified.email = new_email
-            unverified.save(update_fields=["email"])
-            self.user.email = new_email
-            self.user.save(update_fields=["email"])
-        send_verification_email_to_address(request, unverified)
-        return unverified
+        new_address = EmailAddress.objects.create(user=self.user, email=self.cleaned_data["email"].lower())
+        send_verification_email_to_address(request, new_address)
+        return new_address

@@ -90,11 +90,12 @@ def issue_api_key(
             raise ExpiryInPast("The expiry needs a time zone.")
         if expires_at <= now:
             raise ExpiryInPast()
+    # Lock the organization so two concurrent requests cannot both take the last free slot, and
+    # check membership under it: removing a member takes the same lock, so a key cannot be
+    # issued to someone whose removal (and the revocation of their keys) commits meanwhile.
+    locked = Organization.objects.select_for_update(of=("self",)).select_related("plan").get(pk=organization.pk)
     if not Membership.objects.filter(user_id=created_by.pk, organization_id=organization.pk).exists():
         raise NotAMember()
-
-    # Lock the organization so two concurrent requests cannot both take the last free slot.
-    locked = Organization.objects.select_for_update(of=("self",)).select_related("plan").get(pk=organization.pk)
     limit = locked.plan.max_api_keys
     if limit is not None and count_active_keys(organization=locked, now=now) >= limit:
         raise ApiKeyLimitReached(

@@ -8,6 +8,7 @@ query API.
 import pytest
 from django.urls import reverse
 
+from accounts.models import Organization
 from apikeys.models import ApiKey
 from apikeys.services import issue_api_key
 from billing.models import Plan
@@ -23,6 +24,7 @@ def organization_form(organization, **changes):
         "plan": organization.plan_id,
         "is_active": "on" if organization.is_active else "",
         "require_mfa": "",
+        "plan_when_opened": organization.plan_id,
         "memberships-TOTAL_FORMS": str(organization.memberships.count()),
         "memberships-INITIAL_FORMS": str(organization.memberships.count()),
         "memberships-MIN_NUM_FORMS": "0",
@@ -74,6 +76,7 @@ def test_members_are_read_only_on_the_organizations_admin_page(client, superuser
 
     assert "member@acme.test" in page
     assert "memberships-0-DELETE" not in page and "memberships-0-role" not in page
+    assert 'name="plan_when_opened" value="free"' in page
 
 
 def test_deactivating_a_user_in_the_admin_revokes_the_keys_they_created(
@@ -101,3 +104,17 @@ def test_deactivating_a_user_in_the_admin_revokes_the_keys_they_created(
     assert ApiKey.objects.get(pk=members_key.pk).status == ApiKey.Status.REVOKED
     assert ApiKey.objects.get(pk=owners_key.pk).status == ApiKey.Status.ACTIVE
     assert redis_client.hget(f"creditdesk:key:{members_key.key_hash}", "status") == "revoked"
+
+
+def test_saving_an_organization_keeps_a_plan_changed_since_the_page_was_opened(client, superuser, organization):
+    """Found in review: the save wrote back every field, the plan the page was opened with too."""
+    client.force_login(superuser)
+    url = reverse("admin:accounts_organization_change", args=[organization.pk])
+    form = organization_form(organization, name="Acme Renamed")
+    Organization.objects.filter(pk=organization.pk).update(plan="professional")  # Stripe, meanwhile
+
+    response = client.post(url, form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    organization.refresh_from_db()
+    assert (organization.name, organization.plan_id) == ("Acme Renamed", "professional")

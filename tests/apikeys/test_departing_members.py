@@ -137,3 +137,45 @@ def test_the_migration_revokes_keys_whose_creator_already_left(member_keys, memb
         active.pk,
         expired.pk,
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_key_is_not_issued_to_a_member_whose_removal_commits_meanwhile(member, owner, organization):
+    """Found in review: the membership check ran before the organization's lock, so a key
+    requested while the member's removal committed was issued, active, after their keys had
+    been revoked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection, transaction
+
+    from apikeys.errors import NotAMember
+    from tests.credits.conftest import wait_for_a_lock_waiter
+
+    def issue():
+        try:
+            return issue_api_key(organization=organization, created_by=member, name="late")
+        except NotAMember:
+            return None
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with transaction.atomic():
+            remove_member(membership=member.membership, actor=owner)  # holds the organization's lock
+            issued = pool.submit(issue)
+            assert wait_for_a_lock_waiter("accounts_organization")
+        assert issued.result(timeout=10) is None
+
+    assert not ApiKey.objects.filter(created_by=member, organization=organization).exists()
+
+
+def test_memberships_are_read_only_in_the_admin(client, superuser, member):
+    from django.urls import reverse
+
+    client.force_login(superuser)
+
+    assert client.get(reverse("admin:accounts_membership_changelist")).status_code == 200
+    delete = reverse("admin:accounts_membership_delete", args=[member.membership.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert Membership.objects.filter(pk=member.membership.pk).exists()
