@@ -342,6 +342,7 @@ BILLING_MAX_CUSTOM_CREDITS = env.int("BILLING_MAX_CUSTOM_CREDITS", default=1_000
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Creditdesk <no-reply@creditdesk.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)  # SMTP: a stuck server must not hold a worker (or a request)
 ANYMAIL = {
     key: value
     for key, value in {

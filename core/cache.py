@@ -20,26 +20,47 @@ from django_redis.exceptions import ConnectionInterrupted
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5.0
+FALLBACK_MAX_ENTRIES = 100_000  # rate-limit counters: evicting them would lift the limits
 # django-redis raises the redis error behind its ConnectionInterrupted (unless told to ignore it).
 _UNREACHABLE = (ConnectionInterrupted, redis.ConnectionError, redis.TimeoutError)
+
+
+class _Outage:
+    """When the cache's Redis may be tried again; one per process and server (Django makes a
+    cache instance per thread, and each thread should not wait on a dead socket in turn)."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.lock = threading.Lock()
+
+
+_outages: dict[str, _Outage] = {}
+_outages_lock = threading.Lock()
 
 
 class RedisCacheWithFallback(RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
-        self._fallback = LocMemCache(f"redis-fallback:{server}", {"TIMEOUT": params.get("TIMEOUT", 300)})
-        self._down_until = 0.0
-        self._lock = threading.Lock()
+        # LocMemCache instances of one name share their store across threads.
+        options = {"TIMEOUT": params.get("TIMEOUT", 300), "OPTIONS": {"MAX_ENTRIES": FALLBACK_MAX_ENTRIES}}
+        self._fallback = LocMemCache(f"redis-fallback:{server}", options)
+        with _outages_lock:
+            self._outage = _outages.setdefault(server, _Outage())
+
+    @property
+    def _down_until(self) -> float:
+        return self._outage.until
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if time.monotonic() >= self._down_until:
+        outage = self._outage
+        if time.monotonic() >= outage.until:
             try:
                 return getattr(super(), name)(*args, **kwargs)
             except _UNREACHABLE as exc:
-                with self._lock:
-                    if time.monotonic() >= self._down_until:
+                with outage.lock:
+                    if time.monotonic() >= outage.until:
                         logger.warning("cache: Redis unreachable (%s); using this process's memory for a while", exc)
-                    self._down_until = time.monotonic() + RETRY_AFTER_SECONDS
+                    outage.until = time.monotonic() + RETRY_AFTER_SECONDS
         return getattr(self._fallback, name)(*args, **kwargs)
 
     def get(self, *args: Any, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,18 @@ def delay_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     """Queue a Celery task after commit. Arguments must be ids and plain values."""
 
     def send() -> None:
+        name = getattr(task, "name", task)
         try:
             task.delay(*args, **kwargs)
-        except Exception:
+        except OperationalError:
             # The broker is down. Nothing would ever send these emails later (no sweep looks
-            # for them), so the task runs here, once, rather than being lost.
-            logger.exception("could not queue %s: running it in this process", getattr(task, "name", task))
-            task.apply(args=args, kwargs=kwargs)
+            # for them), so the task runs here, one attempt and no retries, rather than being lost.
+            logger.exception("could not queue %s: running it in this process", name)
+            try:
+                task.run(*args, **kwargs)
+            except Exception:
+                logger.exception("%s failed in this process too", name)
+        except Exception:
+            logger.exception("could not queue %s", name)
 
     on_commit(send)

@@ -21,6 +21,7 @@ rewrites all. With publishing off (`get_redis()` is None) pushes just mark their
 """
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -459,12 +460,14 @@ def restore_if_emptied() -> bool:
     flushed), which the missing marker of the last full resync tells even after pushes have
     written a few hashes again. Returns whether it did. The drain task calls it every 30 s,
     so Redis is back in line within the contract's 60 seconds of its return; a lone missing
-    hash is the hourly reconcile's."""
+    hash is the hourly reconcile's. One restore at a time (a Redis lock, released when done
+    or after 10 minutes), and a failed one is logged, not raised: the drain still runs."""
     client = get_redis()
     if client is None:
         return False
+    lock = redis_key("publisher", "restoring")
     try:
-        if client.exists(_synced_marker()):
+        if client.exists(_synced_marker()) or not client.set(lock, "1", nx=True, ex=600):
             return False
     except redis.RedisError as exc:
         logger.warning("Redis check for lost hashes failed: %s", exc)
@@ -472,7 +475,14 @@ def restore_if_emptied() -> bool:
     logger.warning(
         "Redis has lost the publisher's marker (restarted empty, flushed, or never synced): writing every hash"
     )
-    resync()
+    try:
+        resync()
+    except Exception:
+        logger.exception("restoring Redis failed; the next drain tries again")
+        return False
+    finally:
+        with contextlib.suppress(redis.RedisError):  # else it expires by itself
+            client.delete(lock)
     return True
 
 

@@ -61,3 +61,17 @@ def test_logging_in_works_with_the_cache_down(redis_down, client, owner):
 
     assert response.status_code == 302
     assert client.get("/dashboard/").status_code == 200
+
+
+def test_the_pause_is_the_processs_not_each_threads(redis_down):
+    """Found in review: Django makes a cache instance per thread, and each paid its own
+    connect timeout to the dead Redis."""
+    import threading
+
+    cache.get("x")
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(cache._down_until))
+    thread.start()
+    thread.join()
+
+    assert seen == [cache._down_until] and seen[0] > 0

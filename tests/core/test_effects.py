@@ -49,3 +49,25 @@ def test_the_low_credit_alert_is_retried_when_the_email_api_fails(monkeypatch):
     send_low_credit_alert.apply(kwargs={"organization_id": 7, "version": 3}, throw=False)
 
     assert calls == [7, 7]  # retried (eagerly here), and the second attempt sent it
+
+
+def test_with_the_broker_down_a_failing_task_is_tried_once_in_the_process(
+    broker_down, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    """Found in review: the in-process fallback ran Celery's retries back to back inside the
+    request (eager mode ignores the backoff)."""
+    from core.effects import delay_on_commit
+
+    calls = []
+
+    def email_api_down(*, organization_id, version):
+        calls.append(organization_id)
+        raise AnymailRequestsAPIError("Postmark API response 503")
+
+    monkeypatch.setattr("credits.notifications.send_low_credit_alert", email_api_down)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        delay_on_commit(send_low_credit_alert, organization_id=7, version=3)
+
+    assert calls == [7]
+    assert "failed in this process too" in caplog.text

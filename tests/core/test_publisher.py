@@ -303,6 +303,28 @@ def test_the_drain_task_writes_every_hash_again_when_redis_comes_back_empty(
     assert drain_outbox.delay().get()["restored"] is False
 
 
+def test_a_failed_restore_still_lets_the_drain_run_and_only_one_restore_runs_at_a_time(
+    organization, redis_client, monkeypatch, caplog
+):
+    """Found in review: a resync that failed raised out of the drain task (nothing drained,
+    every 30 s), and a long one was started again by every drain meanwhile."""
+    grant_credits(organization=organization, amount=5, reason="pending in the outbox")
+
+    def broken_resync(**kwargs):
+        raise redis.ConnectionError("Redis went away mid-write")
+
+    monkeypatch.setattr(publisher, "resync", broken_resync)
+    from core.tasks import drain_outbox
+
+    result = drain_outbox.delay().get()
+
+    assert result["restored"] is False and result["ok"] is True and result["pushed"] >= 1
+    assert "restoring Redis failed" in caplog.text
+    redis_client.set("creditdesk:publisher:restoring", "1")  # another worker's restore under way
+    monkeypatch.setattr(publisher, "resync", lambda **kwargs: pytest.fail("a second restore"))
+    assert publisher.restore_if_emptied() is False
+
+
 def test_one_lost_hash_is_left_to_the_reconcile(organization, outsider, redis_client, monkeypatch):
     publisher.resync()
     redis_client.delete(f"creditdesk:org:{organization.pk}")
