@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
 from accounts.services import clear_lockout
 from apikeys.services import revoke_keys_of_departing_member
+from core.admin import ReadOnlyAdmin
 
 # The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the portal.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -131,7 +132,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdmin):
     """Read-only, as on the organization's page: joining, leaving and roles go through
     accounts.services, which keep a client admin in every organization and revoke the keys
     of those who leave (a membership deleted here left its keys working in Redis)."""
@@ -139,15 +140,6 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "organization__name", "organization__slug"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Invitation)

@@ -16,20 +16,8 @@ from billing.models import (
     Quote,
     Subscription,
 )
+from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by services only; staff look."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Plan)

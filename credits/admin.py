@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.admin import ReadOnlyAdmin
 from core.errors import ApplicationError
 from credits import services
 from credits.models import Account, Entry, LowCreditAlert, Transaction
@@ -217,19 +218,6 @@ class AccountAdmin(admin.ModelAdmin):
             self.message_user(request, f"{verb} {len(changed)} wallet(s).", messages.SUCCESS)
         if unchanged := len(wallets) - len(changed):
             self.message_user(request, f"{unchanged} wallet(s) already {status}: left as they were.", messages.INFO)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger is append-only: staff can look, never add, change or delete."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class EntryInline(admin.TabularInline):

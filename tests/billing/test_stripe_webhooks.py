@@ -996,6 +996,25 @@ def invoice_payment_intent(fake_stripe, subscription: dict, amount_cents: int) -
     )
 
 
+def subscription_charge(intent: dict, buyer: dict, *, refunded_cents: int = 0) -> dict:
+    """The charge of a subscription payment of $19.99 (no metadata: Stripe's invoices set none)."""
+    return {
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": 1999,
+        "amount_refunded": refunded_cents,
+        "refunded": refunded_cents >= 1999,
+        "currency": "usd",
+        "paid": True,
+        "status": "succeeded",
+        "payment_intent": intent["id"],
+        "customer": buyer["id"],
+        "livemode": False,
+        "created": int(time.time()),
+        "metadata": {},
+    }
+
+
 @pytest.mark.parametrize(
     "order", ["invoice-then-payment", "payment-then-invoice", "shape-before-2025-03-31"], ids=lambda order: order
 )
@@ -1009,21 +1028,7 @@ def test_a_refund_and_a_chargeback_of_a_subscription_payment_find_its_purchase(
     paid = invoice(
         fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_create", legacy=legacy
     )
-    charge = {
-        "id": new_id("ch"),
-        "object": "charge",
-        "amount": 1999,
-        "amount_refunded": 0,
-        "refunded": False,
-        "currency": "usd",
-        "paid": True,
-        "status": "succeeded",
-        "payment_intent": intent["id"],
-        "customer": buyer["id"],
-        "livemode": False,
-        "created": int(time.time()),
-        "metadata": {},
-    }
+    charge = subscription_charge(intent, buyer)
     if legacy:
         # Before 2025-03-31 the invoice named its PaymentIntent and the charge its invoice.
         paid = fake_stripe.put({**paid, "payment_intent": intent["id"]})
@@ -1094,23 +1099,7 @@ def test_a_refund_of_a_renewal_not_recorded_yet_is_retried_and_then_applied(
     )
     renewal = invoice(fake_stripe, subscription, plan="starter", amount_cents=1999, reason="subscription_cycle")
     intent = invoice_payment_intent(fake_stripe, subscription, 1999)
-    charge = fake_stripe.put(
-        {
-            "id": new_id("ch"),
-            "object": "charge",
-            "amount": 1999,
-            "amount_refunded": 1999,
-            "refunded": True,
-            "currency": "usd",
-            "paid": True,
-            "status": "succeeded",
-            "payment_intent": intent["id"],
-            "customer": buyer["id"],
-            "livemode": False,
-            "created": int(time.time()),
-            "metadata": {},
-        }
-    )
+    charge = fake_stripe.put(subscription_charge(intent, buyer, refunded_cents=1999))
     refund = stripe_event("charge.refunded", charge)
 
     # A charge of our subscription's customer that matches no purchase yet: Stripe retries it.
