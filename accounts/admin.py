@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
 from accounts.services import clear_lockout
 from apikeys.services import revoke_keys_of_departing_member
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, ReadOnlyMixin
 
 # The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the portal.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -27,7 +27,7 @@ class UserSessionAdmin(AllauthUserSessionAdmin):
     search_fields = ["user__email", "ip"]
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ReadOnlyMixin, admin.TabularInline):
     """Who belongs (read-only): joining, leaving and roles go through accounts.services (the
     portal's team page), which keeps a client admin in every organization and revokes the
     keys of those who leave."""
@@ -37,9 +37,6 @@ class MembershipInline(admin.TabularInline):
     fields = ["user", "role", "created_at"]
     readonly_fields = fields
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(User)

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, ReadOnlyMixin
 from core.errors import ApplicationError
 from credits import services
 from credits.models import Account, Entry, LowCreditAlert, Transaction
@@ -220,22 +220,13 @@ class AccountAdmin(admin.ModelAdmin):
             self.message_user(request, f"{unchanged} wallet(s) already {status}: left as they were.", messages.INFO)
 
 
-class EntryInline(admin.TabularInline):
+class EntryInline(ReadOnlyMixin, admin.TabularInline):
     model = Entry
     fields = ["id", "account", "amount", "balance_after", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Transaction)
