@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
-from tpcb import tpcb_tps  # benchmarks/tpcb.py, beside this script
+from steal import cpu_times, describe, steal_share  # benchmarks/steal.py and tpcb.py, beside this script
+from tpcb import tpcb_tps
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,7 +114,9 @@ def spend_rate(url: str, org_ids: list[int], *, workers: int, seconds: float, wi
     ]
     for process in processes:
         process.start()
+    ticks = cpu_times()
     results = [queue.get() for _ in processes]
+    ticks_after = cpu_times()
     for process in processes:
         process.join()
     done = sum(result[0] for result in results)
@@ -124,7 +127,12 @@ def spend_rate(url: str, org_ids: list[int], *, workers: int, seconds: float, wi
         "refused": sum(result[1] for result in results),
         "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2) if latencies else None,
+        "steal": _rounded(steal_share(ticks, ticks_after)),
     }
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 3)
 
 
 def bulk_load_entries(wallet_id: int, count: int) -> None:
@@ -232,9 +240,11 @@ def main() -> None:
             for name, ids in [("spread_without_push", org_ids), ("hot_without_push", org_ids[:1])]:
                 figures[name] = spend_rate(url, ids, workers=args.workers, seconds=args.seconds, without_push=True)
                 print(f"{name}: {figures[name]['spends_per_second']} spends/s {figures[name]}", flush=True)
+        ticks = cpu_times()
         tps = tpcb_tps(base_url, int(args.seconds), scratch=f"{urlparse(base_url).path.lstrip('/')}_pgbench")
-        print(f"pgbench TPC-B (-c 8 -j 2):   {tps} tps", flush=True)
-        figures.update(spread=spread, hot=hot, pgbench_tps=tps)
+        pgbench_steal = steal_share(ticks, cpu_times())
+        print(f"pgbench TPC-B (-c 8 -j 2):   {tps} tps ({describe(pgbench_steal)})", flush=True)
+        figures.update(spread=spread, hot=hot, pgbench_tps=tps, pgbench_steal=_rounded(pgbench_steal))
         figures["spread_vs_tpcb"] = round(spread["spends_per_second"] / tps, 3)
         figures["hot_vs_spread"] = round(hot["spends_per_second"] / spread["spends_per_second"], 3)
 

@@ -35,7 +35,8 @@ from io import StringIO
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tpcb import tpcb_tps_for  # benchmarks/tpcb.py, beside this script
+from steal import cpu_times, describe, steal_share  # benchmarks/steal.py, beside this script
+from tpcb import tpcb_tps_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -86,6 +87,7 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    steal: float | None = None
 
     @property
     def rate(self) -> float:
@@ -101,7 +103,7 @@ class Result:
         errors = {status: n for status, n in self.statuses.items() if status not in (200, 201)}
         return (
             f"{self.name:<8} {self.rate:9.1f} {self.unit}/s  p50 {self.percentile(0.5):7.1f} ms  "
-            f"p99 {self.percentile(0.99):7.1f} ms  requests {self.requests:6d}"
+            f"p99 {self.percentile(0.99):7.1f} ms  requests {self.requests:6d}  {describe(self.steal)}"
             + (f"  errors {errors}" if errors else "")
         )
 
@@ -233,12 +235,13 @@ def run_load(
     threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(clients)]
     for thread in threads:
         thread.start()
-    began = time.perf_counter()
+    began, ticks = time.perf_counter(), cpu_times()
     stop_at[0] = began + seconds
     barrier.wait()
     for thread in threads:
         thread.join()
     result.seconds = time.perf_counter() - began
+    result.steal = steal_share(ticks, cpu_times())
     return result
 
 
@@ -277,7 +280,9 @@ def main() -> None:
 
     connections.close_all()
 
+    ticks = cpu_times()
     tps = args.tpcb or (None if args.skip_pgbench else pgbench_tps(args.pgbench_seconds))
+    pgbench_steal = steal_share(ticks, cpu_times()) if tps and not args.tpcb else None
 
     def single(target_of):
         def make(thread: int, n: int):
@@ -331,7 +336,8 @@ def main() -> None:
         print(result.line())
     spread, hot_result, batch_result = results[:3]
     if tps:
-        print(f"pgbench  {tps:9.1f} tps (TPC-B, -c 8 -j 2 -T {args.pgbench_seconds}, scale 10)")
+        measured = f"-c 8 -j 2 -T {args.pgbench_seconds}, scale 10, {describe(pgbench_steal)}"
+        print(f"pgbench  {tps:9.1f} tps (TPC-B, {measured if not args.tpcb else 'given with --tpcb'})")
         print()
         print(f"spread / TPC-B  = {spread.rate / tps:5.2f}   (target >= 0.20, p99 < 25 ms at that rate: see paced)")
         print(f"hot / spread    = {hot_result.rate / spread.rate:5.2f}   (target >= 0.80)")
