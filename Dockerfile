@@ -1,4 +1,4 @@
-# Production image: gunicorn serving config.wsgi; the same image runs the Celery worker and beat.
+# Production image: granian serving config.wsgi (config/serve.py); the same image runs the Celery worker and beat.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
@@ -17,4 +17,5 @@ RUN chown creditdesk:creditdesk /app
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 USER creditdesk
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "-c", "config/gunicorn_settings.py", "--bind", "0.0.0.0:8000", "--workers", "4"]
+ENV HOST=0.0.0.0 PORT=8000
+CMD ["python", "-m", "config.serve"]

@@ -43,7 +43,7 @@ lint: install-dev
 ## Production processes (what the Dockerfile and docker-compose.yml run).
 serve-prod: install
 	$(BIN)/python manage.py collectstatic --noinput
-	$(BIN)/gunicorn config.wsgi -c config/gunicorn_settings.py --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-4}
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m config.serve
 
 worker: install
 	$(BIN)/celery -A config worker --loglevel INFO

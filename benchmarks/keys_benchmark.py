@@ -12,9 +12,10 @@ scratch, dropped at the end unless --keep) and under its own Redis key prefix
    memory for step 3).
 2. `redis_resync` from an empty Redis: in-process (`core.publisher.resync`) and as the
    `manage.py redis_resync` command (process start included). Target: < 10 s for 100,000.
-3. Verify throughput: gunicorn (gthread, `--workers` x `--threads`) serving the project
-   with DEBUG off; `--clients` threads with keep-alive connections POST random sample keys
-   (a tenth of them unknown) to /api/keys/verify for `--seconds`; gunicorn is stopped after.
+3. Verify throughput: the production server (`python -m config.serve`: granian, `--workers`
+   x `--threads`, no access log) serving the project with DEBUG off; `--clients` threads
+   with keep-alive connections POST random sample keys (a tenth of them unknown) to
+   /api/keys/verify for `--seconds`; the server is stopped after.
 
 Prints one line per figure and a JSON object last.
 """
@@ -152,7 +153,7 @@ def _wait_ready(port: int, timeout: float = 60) -> None:
                 return
         except OSError:
             time.sleep(0.3)
-    raise SystemExit("gunicorn did not become ready")
+    raise SystemExit("the server did not become ready")
 
 
 def _load(port: int, token: str, keys: list[str], seconds: float, clients: int) -> dict[str, float]:
@@ -226,7 +227,7 @@ def main() -> None:
     _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{scratch}"', f'CREATE DATABASE "{scratch}"')
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", flush=True)
-    gunicorn = None
+    server = None
     try:
         _, migrate_seconds = _manage(env, "migrate", "--noinput")
         print(f"setup: scratch database {scratch} migrated in {migrate_seconds:.0f} s", flush=True)
@@ -251,27 +252,16 @@ def main() -> None:
         print(f"manage.py redis_resync over a full Redis (nothing newer to write): {again_seconds:.2f} s", flush=True)
 
         port = _free_port()
-        gunicorn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-                "--worker-class",
-                "gthread",
-                "--keep-alive",
-                "30",
-                "--log-level",
-                "warning",
-            ],
+        server = subprocess.Popen(
+            [sys.executable, "-m", "config.serve"],
             cwd=ROOT,
-            env=env,
+            env={
+                **env,
+                "PORT": str(port),
+                "WEB_CONCURRENCY": str(args.workers),
+                "WEB_THREADS": str(args.threads),
+                "WEB_ACCESS_LOG": "0",
+            },
             start_new_session=True,
         )
         _wait_ready(port)
@@ -279,7 +269,7 @@ def main() -> None:
         result = _load(port, token, samples, args.seconds, args.clients)
         print(
             f"/api/keys/verify: {result['per_second']:,.0f} keys verified/s "
-            f"({args.clients} clients, gunicorn {args.workers}x{args.threads} gthread, "
+            f"({args.clients} clients, granian {args.workers}x{args.threads}, "
             f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, errors {result['errors']})",
             flush=True,
         )
@@ -297,12 +287,12 @@ def main() -> None:
         }
         print(json.dumps(summary))
     finally:
-        if gunicorn is not None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
             try:
-                gunicorn.wait(timeout=15)
+                server.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
+                os.killpg(server.pid, signal.SIGKILL)
         _clear_redis(redis_url)
         from django.db import connections
 

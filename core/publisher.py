@@ -316,7 +316,7 @@ class BackgroundPublisher:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        # A forked child (a gunicorn worker) starts empty, with its own lock and no thread.
+        # A forked child (a web server worker) starts empty, with its own lock and no thread.
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pending: dict[str, set[int]] = {}

@@ -9,10 +9,10 @@ class ChunkedBodyMiddleware:
     """Read a `Transfer-Encoding: chunked` body up front and give it a Content-Length.
 
     Django reads only CONTENT_LENGTH bytes of a body, so a chunked request (no length) looks
-    empty to it: a valid usage report was answered "the body is empty". The server (gunicorn)
-    decodes the chunks and marks the stream terminated (`wsgi.input_terminated`); this reads
-    at most `limit` + 1 bytes of it, so a body over the limit keeps a length over the limit
-    and is refused as any other (413 under /api/, core.middleware.ApiEnvelopeMiddleware).
+    empty to it: a valid usage report was answered "the body is empty". The server (granian)
+    decodes the chunks and marks the stream terminated (`wsgi.input_terminated`); this
+    reads at most `limit` + 1 bytes of it, so a body over the limit keeps a length over the
+    limit and is refused as any other (413 under /api/, core.middleware.ApiEnvelopeMiddleware).
     """
 
     def __init__(self, application: Callable[..., Iterable[bytes]], *, limit: int) -> None:

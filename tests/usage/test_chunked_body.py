@@ -14,7 +14,7 @@ from core.wsgi import ChunkedBodyMiddleware
 
 
 def call(app, path, body: bytes, **headers):
-    """`body` as gunicorn hands over a chunked one: decoded, no CONTENT_LENGTH, the stream terminated."""
+    """`body` as the server (granian) hands over a chunked one: decoded, no CONTENT_LENGTH, the stream terminated."""
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": path,
