@@ -2,8 +2,8 @@
 
 Used by `make serve-prod`, the Dockerfile, docker-compose.yml and the benchmarks. granian
 handles HTTP in Rust and runs the WSGI application in a pool of Python threads per worker
-process; on the usage write path it served 20-50 % more reports a second than gunicorn's
-gthread workers on the same machine (benchmarks/README.md, "Tenth sitting").
+process. On the usage write path its workers spent 8-14 % less CPU a report than gunicorn's
+gthread workers, in alternating pairs on one machine (benchmarks/README.md, "Tenth sitting").
 
 Settings, from the environment:
 - HOST (127.0.0.1) and PORT (8000): where to listen;
