@@ -9,7 +9,11 @@ Settings, from the environment:
 - HOST (127.0.0.1) and PORT (8000): where to listen;
 - WEB_CONCURRENCY (2): worker processes, each with its own copy of the application;
 - WEB_THREADS (16): Python threads per worker; as many requests run at once per worker,
-  each thread with its own database connection; more wait in granian's queue;
+  each thread with its own database connection; more wait for a free thread. Open
+  connections are not limited by it: granian's `backpressure`, which caps the connections a
+  worker accepts, idle keep-alive ones included, stays at its default (1,024 / workers),
+  as gunicorn's 1,000 worker connections did; set to the thread count, 34 idle connections
+  starved two workers of 16;
 - WEB_ACCESS_LOG (on): one line a request on stdout, the path only, never the query string,
   with tokens in the path redacted (core.logging.RedactAccessLogPath): clients put API keys
   in URLs (`?key=cdk_live_...`), and invitation and password-reset links carry their secret
@@ -57,7 +61,6 @@ LOGGING = {
 
 def build_server(env: environ.Env | None = None) -> Server:
     env = env or environ.Env()
-    threads = env.int("WEB_THREADS", default=16)
     return Server(
         "config.wsgi:application",
         interface=Interfaces.WSGI,
@@ -65,8 +68,7 @@ def build_server(env: environ.Env | None = None) -> Server:
         address=env.str("HOST", default="127.0.0.1"),
         port=env.int("PORT", default=8000),
         workers=env.int("WEB_CONCURRENCY", default=2),
-        blocking_threads=threads,
-        backpressure=threads,
+        blocking_threads=env.int("WEB_THREADS", default=16),
         log_level=LogLevels.info,
         log_dictconfig=LOGGING,
         log_access=env.bool("WEB_ACCESS_LOG", default=True),

@@ -88,7 +88,7 @@ def test_the_server_takes_its_settings_from_the_environment():
 
     assert (server.bind_addr, server.bind_port) == ("0.0.0.0", 9123)
     assert server.interface == Interfaces.WSGI and server.target == "config.wsgi:application"
-    assert (server.workers, server.blocking_threads, server.backpressure) == (3, 8, 8)
+    assert (server.workers, server.blocking_threads) == (3, 8)
     assert server.log_access is False
     assert server.respawn_failed_workers is True
 
@@ -148,13 +148,22 @@ def test_python_m_config_serve_serves_the_project_and_logs_without_secrets(tmp_p
                 assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
         _get(port, "/invitations/eyJvcmciOjF9:1uXyZ:abcdefghijklmnopqrstu/?key=cdk_live_SECRETSECRETSECRET")
+        # Idle connections (keep-alive clients between requests, or ones that never send)
+        # must not take the threads' place: found from outside, 34 of them starved 2 x 16.
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(12)]
+        try:
+            while_idle = _get(port, "/health")
+        finally:
+            for connection in idle:
+                connection.close()
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)
 
     access_log = [line for line in output.splitlines() if line.startswith("127.0.0.1 [")]
     assert health.startswith(b"HTTP/1.1 200") and b'{"status": "ok"}' in health
-    assert len(access_log) == 2
+    assert while_idle.startswith(b"HTTP/1.1 200")
+    assert len(access_log) == 3
     assert '"GET /health HTTP/1.1" 200 ' in access_log[0]
     assert '"GET /invitations/[redacted]/ HTTP/1.1" 404 ' in access_log[1]
     assert "SECRET" not in output
