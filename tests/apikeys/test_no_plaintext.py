@@ -1,5 +1,6 @@
 """The full key exists only in the answer that creates it: not in the database, Redis, logs or the admin."""
 
+import copy
 import logging
 import logging.config
 from io import StringIO
@@ -111,7 +112,7 @@ def test_a_key_a_client_put_in_a_url_is_redacted_in_the_log_output(client, owner
         assert client.get(f"/api/usage?key={raw}").status_code in (401, 403)
     finally:
         logging.getLogger("django.request").removeHandler(capture)
-    config = settings.LOGGING["formatters"][formatter]
+    config = copy.deepcopy(settings.LOGGING["formatters"][formatter])  # configure_formatter pops from it
     output = logging.config.DictConfigurator({"version": 1}).configure_formatter(config)
 
     # Django's record carries the request, with its query string; the JSON line prints it.
