@@ -43,7 +43,7 @@ lint: install-dev
 ## Production processes (what the Dockerfile and docker-compose.yml run).
 serve-prod: install
 	$(BIN)/python manage.py collectstatic --noinput
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m config.serve
+	HOST=$(HOST) PORT=$(PORT) exec $(BIN)/python -m config.serve
 
 worker: install
 	$(BIN)/celery -A config worker --loglevel INFO

@@ -45,3 +45,16 @@ def test_oversized_api_body_is_a_413_envelope(client, db):
     )
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+def test_health_checks_answer_head_requests(client, path):
+    # Load balancers and uptime checks often probe with HEAD (found from outside: 405).
+    response = client.head(path)
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_health_refuses_writes(client):
+    assert client.post("/health").status_code == 405
