@@ -19,8 +19,8 @@ Settings, from the environment:
   in URLs (`?key=cdk_live_...`), and invitation and password-reset links carry their secret
   in the path.
 
-A worker that dies is started again (with `sysctl net.ipv4.tcp_migrate_req=1` the
-connections queued on it move to another worker instead of being reset); on SIGTERM the
+A worker that dies is started again (granian recommends `sysctl net.ipv4.tcp_migrate_req=1`
+so that connections queued meanwhile are not reset); on SIGTERM the
 workers finish their requests, for up to 30 seconds.
 
 granian, unlike gunicorn, passes on request headers whose names contain underscores, as if
