@@ -8,20 +8,19 @@ gthread workers, in alternating pairs on one machine (benchmarks/README.md, "Ten
 Settings, from the environment:
 - HOST (127.0.0.1) and PORT (8000): where to listen;
 - WEB_CONCURRENCY (2): worker processes, each with its own copy of the application;
-- WEB_THREADS (16): Python threads per worker; as many requests run at once per worker,
-  each thread with its own database connection; more wait for a free thread. Open
-  connections are not limited by it: granian's `backpressure`, which caps the connections a
-  worker accepts, idle keep-alive ones included, stays at its default (1,024 / workers),
-  as gunicorn's 1,000 worker connections did; set to the thread count, 34 idle connections
-  starved two workers of 16;
+- WEB_THREADS (16): Python threads per worker, each with its own database connection; as
+  many requests run at once per worker, more wait for a free thread. It does not cap open
+  connections: granian's `backpressure`, which counts every accepted connection, idle
+  keep-alive ones included, stays at its default (1,024 / workers). Set to the thread count,
+  34 idle connections starved two workers of 16;
 - WEB_ACCESS_LOG (on): one line a request on stdout, the path only, never the query string,
   with tokens in the path redacted (core.logging.RedactAccessLogPath): clients put API keys
   in URLs (`?key=cdk_live_...`), and invitation and password-reset links carry their secret
   in the path.
 
 A worker that dies is started again (granian recommends `sysctl net.ipv4.tcp_migrate_req=1`
-so that connections queued meanwhile are not reset); on SIGTERM the
-workers finish their requests, for up to 30 seconds.
+so that connections queued meanwhile are not reset); on SIGTERM the workers finish their
+requests, for up to 30 seconds.
 
 granian, unlike gunicorn, passes on request headers whose names contain underscores, as if
 they had dashes (`X_Forwarded_For` arrives as HTTP_X_FORWARDED_FOR). Behind a proxy, with

@@ -76,6 +76,12 @@ def test_a_path_cannot_forge_an_access_log_line():
 @pytest.mark.parametrize(
     ("path", "logged"),
     [
+        ("/api/usage/report", "/api/usage/report"),
+        ("/invitations/eyJvcmciOjF9:1uXyZ:abcdefghijklmnopqrstu/", "/invitations/[redacted]/"),
+        ("/accounts/confirm-email/MTI:1uXyZ:abcdefghijklmnopqrstuvwxyz/", "/accounts/confirm-email/[redacted]/"),
+        ("/accounts/password/reset/key/1-c2v5bd-0123456789abcdef0123/", "/accounts/password/reset/key/[redacted]/"),
+        ("/keys/cdk_live_abcdefghij/revoke/", "/keys/cdk_live_[redacted]/revoke/"),
+        ("/api/users/12345678901234567890/credits", "/api/users/12345678901234567890/credits"),
         ("/x/0123456789abcdef0123456789abcdef01234567;param", "/x/[redacted];param"),
         ("/a\\b\x7f", "/a%5Cb%7F"),
         ("/caf\xc3\xa9/", "/caf\xc3\xa9/"),

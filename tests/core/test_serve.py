@@ -19,24 +19,9 @@ from granian.constants import Interfaces
 from granian.log import log_request_builder
 
 from config.serve import ACCESS_LOG_FORMAT, build_server
-from core.logging import RedactAccessLogPath, redact_path
+from core.logging import RedactAccessLogPath
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.parametrize(
-    ("path", "logged"),
-    [
-        ("/api/usage/report", "/api/usage/report"),
-        ("/invitations/eyJvcmciOjF9:1uXyZ:abcdefghijklmnopqrstu/", "/invitations/[redacted]/"),
-        ("/accounts/confirm-email/MTI:1uXyZ:abcdefghijklmnopqrstuvwxyz/", "/accounts/confirm-email/[redacted]/"),
-        ("/accounts/password/reset/key/1-c2v5bd-0123456789abcdef0123/", "/accounts/password/reset/key/[redacted]/"),
-        ("/keys/cdk_live_abcdefghij/revoke/", "/keys/cdk_live_[redacted]/revoke/"),
-        ("/api/users/123/credits", "/api/users/123/credits"),
-    ],
-)
-def test_the_access_log_redacts_tokens_in_the_path(path, logged):
-    assert redact_path(path) == logged
 
 
 @pytest.fixture
