@@ -5,7 +5,7 @@ handles HTTP in Rust and runs the WSGI application in a pool of Python threads p
 process. On the usage write path its workers spent 8-14 % less CPU a report than gunicorn's
 gthread workers, in alternating pairs on one machine (benchmarks/README.md, "Tenth sitting").
 
-Settings, from the environment:
+Settings, from the environment (or `.env`, as config.settings reads it):
 - HOST (127.0.0.1) and PORT (8000): where to listen;
 - WEB_CONCURRENCY (2): worker processes, each with its own copy of the application;
 - WEB_THREADS (16): Python threads per worker, each with its own database connection; as
@@ -27,6 +27,9 @@ they had dashes (`X_Forwarded_For` arrives as HTTP_X_FORWARDED_FOR). Behind a pr
 TRUST_X_FORWARDED_PROTO or TRUSTED_PROXY_COUNT set, the proxy must drop such headers
 (nginx does by default: `underscores_in_headers off`).
 """
+
+import os
+from pathlib import Path
 
 import environ
 from granian.constants import Interfaces
@@ -59,8 +62,15 @@ LOGGING = {
 }
 
 
+DOTENV = Path(__file__).resolve().parent.parent / ".env"
+
+
 def build_server(env: environ.Env | None = None) -> Server:
-    env = env or environ.Env()
+    if env is None:
+        # As config.settings reads it: the process environment wins over the file.
+        if os.environ.get("CREDITDESK_READ_DOTENV", "1") == "1" and DOTENV.exists():
+            environ.Env.read_env(DOTENV)
+        env = environ.Env()
     return Server(
         "config.wsgi:application",
         interface=Interfaces.WSGI,

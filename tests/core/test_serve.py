@@ -88,6 +88,20 @@ def test_the_defaults_are_two_workers_of_sixteen_threads_on_localhost_with_an_ac
     assert server.log_access is True
 
 
+def test_the_settings_can_come_from_the_dotenv_file(tmp_path, monkeypatch):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("WEB_THREADS=7\nPORT=9124\n")
+    monkeypatch.setattr("config.serve.DOTENV", dotenv)
+    monkeypatch.setenv("CREDITDESK_READ_DOTENV", "1")
+    monkeypatch.setenv("PORT", "9125")  # the process environment wins
+    monkeypatch.setenv("WEB_THREADS", "")  # recorded, so that what the file sets is undone after
+    monkeypatch.delenv("WEB_THREADS")
+
+    server = build_server()
+
+    assert (server.blocking_threads, server.bind_port) == (7, 9125)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
