@@ -166,11 +166,17 @@ def refund(purchase: Purchase, share: str) -> Purchase:
     return record_stripe_refund(charge=charge)
 
 
+def paid_out_dispute(purchase: Purchase, *, credits: int, owner, staff) -> Dispute:
+    """A dispute on the purchase, resolved by staff giving `credits` back."""
+    dispute = open_dispute(purchase=purchase, reason="Disputed.", actor=owner)
+    resolve_dispute(dispute=dispute, resolution=f"{credits} credits given back.", refund_credits=credits, actor=staff)
+    return dispute
+
+
 def test_a_full_refund_after_a_dispute_payout_takes_the_payout_back_too(fake_stripe, organization, owner, staff):
     purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_then_refund")
     assert (purchase.credits, balance(organization)) == (200, 200)
-    dispute = open_dispute(purchase=purchase, reason="These credits never showed up.", actor=owner)
-    resolve_dispute(dispute=dispute, resolution="Given back in credits.", refund_credits=200, actor=staff)
+    dispute = paid_out_dispute(purchase, credits=200, owner=owner, staff=staff)
     assert balance(organization) == 400
 
     for _ in range(2):  # a replayed refund takes nothing more
@@ -225,12 +231,7 @@ def test_the_outside_checks_case_through_the_portal_the_admin_and_the_webhook(
 
 def test_a_payout_and_a_partial_refund_end_the_same_in_either_order(fake_stripe, organization, owner, staff):
     first = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_first")
-    resolve_dispute(
-        dispute=open_dispute(purchase=first, reason="Disputed in full.", actor=owner),
-        resolution="All of it in credits.",
-        refund_credits=200,
-        actor=staff,
-    )
+    paid_out_dispute(first, credits=200, owner=owner, staff=staff)
     refund(first, "half")  # half the money: 100 of the purchase and the 100 of the payout it now covers
     first.refresh_from_db()
     assert (first.credits_reclaimed, first.credits_shortfall, balance(organization)) == (200, 0, 200)
@@ -260,12 +261,7 @@ def test_a_payout_and_a_partial_refund_end_the_same_in_either_order(fake_stripe,
 
 def test_a_payout_within_what_the_money_left_is_kept(fake_stripe, organization, owner, staff):
     purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_small_payout")
-    resolve_dispute(
-        dispute=open_dispute(purchase=purchase, reason="Some credits were missing.", actor=owner),
-        resolution="Fifty back.",
-        refund_credits=50,
-        actor=staff,
-    )
+    paid_out_dispute(purchase, credits=50, owner=owner, staff=staff)
 
     refund(purchase, "half")
 
@@ -276,12 +272,7 @@ def test_a_payout_within_what_the_money_left_is_kept(fake_stripe, organization, 
 
 def test_a_refund_after_a_payout_records_what_was_already_spent(fake_stripe, organization, owner, staff):
     purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_spent")
-    resolve_dispute(
-        dispute=open_dispute(purchase=purchase, reason="Disputed in full.", actor=owner),
-        resolution="All of it in credits.",
-        refund_credits=200,
-        actor=staff,
-    )
+    paid_out_dispute(purchase, credits=200, owner=owner, staff=staff)
     spend_credits(organization=organization, amount=350, reason="usage", idempotency_key="t:spend-payout")
 
     refund(purchase, "all")
@@ -296,12 +287,7 @@ def test_a_refund_after_a_payout_records_what_was_already_spent(fake_stripe, org
 
 def test_a_chargeback_lost_after_a_payout_takes_the_payout_back_too(fake_stripe, organization, owner, staff):
     purchase = paid_stripe_purchase(organization, owner, credits=200, payment_id="pi_payout_chargeback")
-    resolve_dispute(
-        dispute=open_dispute(purchase=purchase, reason="Disputed in full.", actor=owner),
-        resolution="All of it in credits.",
-        refund_credits=200,
-        actor=staff,
-    )
+    paid_out_dispute(purchase, credits=200, owner=owner, staff=staff)
     lost = {
         "id": "dp_payout_chargeback",
         "amount": int(purchase.amount * 100),
