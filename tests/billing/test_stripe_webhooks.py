@@ -26,21 +26,27 @@ def start_stripe_purchase(fake_stripe, organization, owner, **quote_kwargs) -> P
     return started.purchase
 
 
-def paid_session(fake_stripe, purchase: Purchase, **overrides) -> dict:
-    """The session as Stripe sends it once paid (and as dj-stripe reads it back from the API)."""
-    payment_intent = fake_stripe.put(
+def succeeded_payment_intent(fake_stripe, *, amount_cents: int, metadata: dict, customer: str | None = None) -> dict:
+    return fake_stripe.put(
         {
             "id": new_id("pi"),
             "object": "payment_intent",
-            "amount": int(purchase.amount * 100),
+            "amount": amount_cents,
             "currency": "usd",
             "status": "succeeded",
             "livemode": False,
             "created": int(time.time()),
-            "customer": None,
+            "customer": customer,
             "payment_method": None,
-            "metadata": {"purchase_id": str(purchase.pk)},
+            "metadata": metadata,
         }
+    )
+
+
+def paid_session(fake_stripe, purchase: Purchase, **overrides) -> dict:
+    """The session as Stripe sends it once paid (and as dj-stripe reads it back from the API)."""
+    payment_intent = succeeded_payment_intent(
+        fake_stripe, amount_cents=int(purchase.amount * 100), metadata={"purchase_id": str(purchase.pk)}
     )
     session = {
         "id": purchase.provider_reference,
@@ -302,20 +308,7 @@ def test_events_about_payments_that_are_not_ours_are_acknowledged_and_change_not
 ):
     purchase = paid_stripe_purchase(fake_stripe, deliver, organization, owner)
     # Another system on the same Stripe account: its session, charge and dispute are not ours.
-    intent = fake_stripe.put(
-        {
-            "id": new_id("pi"),
-            "object": "payment_intent",
-            "amount": 5000,
-            "currency": "usd",
-            "status": "succeeded",
-            "livemode": False,
-            "created": int(time.time()),
-            "customer": None,
-            "payment_method": None,
-            "metadata": {"order": "shop-42"},
-        }
-    )
+    intent = succeeded_payment_intent(fake_stripe, amount_cents=5000, metadata={"order": "shop-42"})
     session = fake_stripe.put(
         {
             "id": new_id("cs"),
@@ -980,19 +973,8 @@ def test_a_deleted_subscription_stays_canceled_and_its_late_invoice_grants_nothi
 
 
 def invoice_payment_intent(fake_stripe, subscription: dict, amount_cents: int) -> dict:
-    return fake_stripe.put(
-        {
-            "id": new_id("pi"),
-            "object": "payment_intent",
-            "amount": amount_cents,
-            "currency": "usd",
-            "status": "succeeded",
-            "customer": subscription["customer"],
-            "payment_method": None,
-            "livemode": False,
-            "created": int(time.time()),
-            "metadata": {},
-        }
+    return succeeded_payment_intent(
+        fake_stripe, amount_cents=amount_cents, metadata={}, customer=subscription["customer"]
     )
 
 
