@@ -13,6 +13,9 @@ Settings, from the environment (or `.env`, as config.settings reads it):
   connections: granian's `backpressure`, which counts every accepted connection, idle
   keep-alive ones included, stays at its default (1,024 / workers). Set to the thread count,
   34 idle connections starved two workers of 16;
+- WEB_THREADS_IDLE_TIMEOUT (30, granian's default; 5 to 600): seconds after which an idle
+  thread ends, and with it its database connection (core.wsgi.CloseConnectionsOnThreadExit);
+  the next burst opens new ones. So a worker holds at most WEB_THREADS connections;
 - WEB_ACCESS_LOG (on): one line a request on stdout, the path only, never the query string,
   with tokens in the path redacted (core.logging.RedactAccessLogPath): clients put API keys
   in URLs (`?key=cdk_live_...`), and invitation and password-reset links carry their secret
@@ -79,6 +82,7 @@ def build_server(env: environ.Env | None = None) -> Server:
         port=env.int("PORT", default=8000),
         workers=env.int("WEB_CONCURRENCY", default=2),
         blocking_threads=env.int("WEB_THREADS", default=16),
+        blocking_threads_idle_timeout=env.int("WEB_THREADS_IDLE_TIMEOUT", default=30),
         log_level=LogLevels.info,
         log_dictconfig=LOGGING,
         log_access=env.bool("WEB_ACCESS_LOG", default=True),

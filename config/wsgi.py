@@ -7,11 +7,12 @@ application = get_wsgi_application()
 
 from django.conf import settings  # noqa: E402
 
-from core.wsgi import ChunkedBodyMiddleware  # noqa: E402
+from core.wsgi import ChunkedBodyMiddleware, CloseConnectionsOnThreadExit  # noqa: E402
 
 # Reads up to one byte over the largest body any view accepts (no view takes file uploads),
 # so a longer one is still refused.
 application = ChunkedBodyMiddleware(application, limit=settings.API_MAX_BODY_BYTES)
+application = CloseConnectionsOnThreadExit(application)
 
 # A web server process publishes to Redis from one background thread (core.publisher).
 from core.publisher import publish_in_background  # noqa: E402

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -166,3 +167,64 @@ def test_python_m_config_serve_serves_the_project_and_logs_without_secrets(tmp_p
     assert '"GET /health HTTP/1.1" 200 ' in access_log[0]
     assert '"GET /invitations/[redacted]/ HTTP/1.1" 404 ' in access_log[1]
     assert "SECRET" not in output
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_holds_no_more_database_connections_than_threads_across_idle_pauses():
+    """Found from outside: granian ends idle threads, and each burst after a pause left its
+    new threads' connections open for good (4 threads held 19), until PostgreSQL refused clients."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    name = "serve-threads-test"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}}
+    env.update(
+        CREDITDESK_READ_DOTENV="0",
+        DEBUG="True",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}?application_name={name}",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        WEB_THREADS="2",
+        WEB_THREADS_IDLE_TIMEOUT="5",
+        WEB_ACCESS_LOG="0",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "config.serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+
+    def server_connections() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [name])
+            return cursor.fetchone()[0]
+
+    def burst() -> list[bytes]:
+        answers: list[bytes] = []
+        threads = [threading.Thread(target=lambda: answers.append(_get(port, "/ready"))) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return answers
+
+    counts = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(port, "/health")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        for _ in range(3):
+            assert all(answer.startswith(b"HTTP/1.1 200") for answer in burst())
+            counts.append(server_connections())
+            time.sleep(7)  # past the idle timeout: the threads end
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    assert counts[0] >= 1
+    assert max(counts) <= 2, counts
