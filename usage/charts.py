@@ -41,15 +41,21 @@ class Chart:
         return self.plot_bottom - self.plot_top
 
 
-def _nice_maximum(value: int) -> int:
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = int(step * magnitude)
-        if candidate >= value:
-            return candidate
-    return value
+TICKS = 4  # intervals on the y axis: labels at 0, 1, 2, 3 and 4 steps
+
+
+def _tick_step(value: int) -> int:
+    """The smallest whole step of 1, 2, 2.5 or 5 times a power of ten whose TICKS steps reach `value`.
+
+    The axis then reads 0, step, 2 x step, ... exactly: a maximum of 1 credit labelled its
+    ticks 0 0 0 0 1, and one of 25 put the label 6 where 6.25 was."""
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 2.5, 5):
+            step = factor * magnitude
+            if step == int(step) and TICKS * step >= value:
+                return int(step)
+        magnitude *= 10
 
 
 def stacked_bars(
@@ -59,7 +65,8 @@ def stacked_bars(
     query_types = sorted({query_type for credits in days.values() for query_type in credits})
     colors = {query_type: PALETTE[n % len(PALETTE)] for n, query_type in enumerate(query_types)}
     left, right, top, bottom = 48, 8, 10, height - 24
-    maximum = _nice_maximum(max((sum(credits.values()) for credits in days.values()), default=0))
+    step = _tick_step(max((sum(credits.values()) for credits in days.values()), default=0))
+    maximum = TICKS * step
     slot = (width - left - right) / max(len(days), 1)
     bars = []
     for n, (day, credits) in enumerate(sorted(days.items())):
@@ -76,5 +83,5 @@ def stacked_bars(
         if n % label_every == 0 or n == len(days) - 1:
             bar.label = day.strftime("%b %d")
         bars.append(bar)
-    ticks = [(round(bottom - (bottom - top) * part / 4, 2), int(maximum * part / 4)) for part in range(5)]
+    ticks = [(round(bottom - (bottom - top) * part / TICKS, 2), step * part) for part in range(TICKS + 1)]
     return Chart(width, height, top, bottom, bars, list(colors.items()), ticks, maximum)
