@@ -1272,7 +1272,13 @@ def change_subscription(
             live.save(update_fields=["plan", "cancel_at_period_end", "updated_at"])
             change_plan(organization=organization, plan_code=plan.code, actor=actor)
         return SubscriptionChange(subscription=live)
-    provider = provider or (Provider.STRIPE if stripe_configured() else Provider.SANDBOX)
+    if provider is None:
+        if stripe_configured():
+            provider = Provider.STRIPE
+        elif sandbox_allowed():
+            provider = Provider.SANDBOX
+        else:  # not the sandbox's refusal: the customer chose no provider
+            raise ProviderUnavailable("No payment method is configured on this server: paid plans cannot be chosen.")
     ensure_provider(provider)
     if provider == Provider.SANDBOX:
         return SubscriptionChange(subscription=_sandbox_subscribe(organization=organization, plan=plan, actor=actor))

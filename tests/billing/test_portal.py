@@ -182,3 +182,29 @@ def test_a_member_sees_prices_but_cannot_pay(sandbox, client, member, organizati
 
     assert response.status_code == 302
     assert get_balance(organization_id=organization.pk) == 0
+
+
+@pytest.fixture
+def no_payment_method(settings):
+    settings.DEBUG = False
+    settings.STRIPE_SECRET_KEY = ""
+    settings.PAYPAL_CLIENT_ID = ""
+    return settings
+
+
+def test_without_a_payment_method_the_plan_page_offers_no_paid_plan_and_says_why(
+    no_payment_method, client, owner, organization
+):
+    """Found from outside: the Upgrade buttons showed, and pressing one blamed the sandbox, a
+    provider the customer never chose."""
+    client.force_login(owner)
+    page = client.get(reverse("billing:plan")).content.decode()
+    assert ">Upgrade</button>" not in page and "No payment method configured" in page
+
+    refused = client.post(reverse("billing:plan_change"), {"plan": "starter"}, follow=True).content.decode()
+
+    assert "No payment method is configured on this server" in refused
+    assert "sandbox" not in refused.lower()
+    organization.refresh_from_db()
+    assert organization.plan_id == "free"
+    assert not Purchase.objects.filter(organization=organization).exists()
