@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
     "core.middleware.ApiEnvelopeMiddleware",
+    "core.middleware.MethodNotAllowedPageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.ServiceApiFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.urls import resolve
 
 from core.api import error_response
@@ -43,6 +44,24 @@ class ApiEnvelopeMiddleware:
             if response.has_header("Allow"):
                 enveloped["Allow"] = response["Allow"]
             return enveloped
+        return response
+
+
+class MethodNotAllowedPageMiddleware:
+    """Gives a portal URL's bare 405 the site's own page (found from outside: opening a
+    form's action URL, which Django's require_POST answers with an empty body, showed a
+    blank page). Under /api/ ApiEnvelopeMiddleware gives it the error envelope instead."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 405 and not response.content and not request.path.startswith("/api/"):
+            page = HttpResponse(render_to_string("405.html", request=request), status=405)
+            if response.has_header("Allow"):
+                page["Allow"] = response["Allow"]
+            return page
         return response
 
 

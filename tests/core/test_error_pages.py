@@ -58,3 +58,16 @@ def test_a_form_sent_without_its_csrf_token_is_the_sites_page_and_changes_nothin
     assert response.status_code == 403
     assert "<h1>The form has expired</h1>" in response.content.decode()
     assert get_wallet(organization=organization).low_credit_threshold is None
+
+
+def test_opening_a_form_s_action_url_is_the_sites_405_page(production, client, owner):
+    """Found from outside: Django's require_POST answered with an empty page."""
+    client.force_login(owner)
+
+    response = client.get(reverse("billing:plan_cancel"))
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    page = response.content.decode()
+    assert "<h1>Not a page</h1>" in page
+    assert f'href="{reverse("dashboard")}"' in page
