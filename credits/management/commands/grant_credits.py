@@ -1,6 +1,6 @@
 from typing import Any
 
-from core.management.base import JsonCommand
+from core.management.base import JsonCommand, integer_argument
 from credits.management.commands._lookup import organization_for_email
 from credits.services import admin_add_credits
 
@@ -10,7 +10,7 @@ class Command(JsonCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("email")
-        parser.add_argument("amount", type=int, help="Whole number of credits, at least 1.")
+        parser.add_argument("amount", type=integer_argument(minimum=1), help="Whole number of credits, at least 1.")
         parser.add_argument("--reason", default="Granted by an operator (manage.py grant_credits)")
 
     def run(self, **options: Any) -> dict[str, Any]:

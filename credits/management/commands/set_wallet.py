@@ -1,20 +1,11 @@
-import argparse
 from typing import Any
 
-from core.management.base import JsonCommand
+from core.management.base import JsonCommand, integer_argument
 from credits.management.commands._lookup import organization_for_email
 from credits.selectors import get_wallet
 from credits.services import UNSET, set_wallet
 
-
-def whole_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+whole_number = integer_argument(minimum=0)
 
 
 def threshold(text: str) -> int | None:
