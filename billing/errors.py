@@ -112,6 +112,10 @@ class DisputeAlreadyOpen(Conflict):
     default_message = "This purchase already has an open dispute."
 
 
+class DisputeReasonTooLong(ValidationFailed):
+    default_message = "The reason for a dispute is too long."
+
+
 class DisputeNotOpen(Conflict):
     code = "dispute_not_open"
     default_message = "This dispute is already resolved."

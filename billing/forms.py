@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from billing.models import CreditPackage, Provider
+from billing.services import MAX_DISPUTE_REASON_LENGTH
 
 
 class QuoteForm(forms.Form):
@@ -41,7 +42,7 @@ class PlanChangeForm(forms.Form):
 class DisputeForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
+        max_length=MAX_DISPUTE_REASON_LENGTH,
         min_length=10,
         help_text="What is wrong with this charge? Our staff will look at it.",
     )

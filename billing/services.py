@@ -30,6 +30,7 @@ from billing.errors import (
     AmountTooSmall,
     DisputeAlreadyOpen,
     DisputeNotOpen,
+    DisputeReasonTooLong,
     DisputeRefundTooLarge,
     InvalidCreditAmount,
     NoSubscription,
@@ -70,6 +71,8 @@ from credits.selectors import get_balance
 logger = logging.getLogger(__name__)
 
 MIN_CARD_TOTAL = Decimal("0.50")
+# What a customer may write when disputing a charge (the portal's form says the same).
+MAX_DISPUTE_REASON_LENGTH = 2000
 
 
 # --- Plans ---------------------------------------------------------------------------
@@ -1382,11 +1385,16 @@ def open_dispute(*, purchase: Purchase, reason: str, actor: Any = None) -> Dispu
         raise PurchaseNotFound("Only a completed payment can be disputed.")
     if Dispute.objects.filter(purchase=purchase, status=Dispute.Status.OPEN).exists():
         raise DisputeAlreadyOpen()
+    reason = reason.strip()
+    if len(reason) > MAX_DISPUTE_REASON_LENGTH:
+        raise DisputeReasonTooLong(
+            f"The reason is {len(reason):,} characters long: at most {MAX_DISPUTE_REASON_LENGTH} are allowed."
+        )
     dispute = Dispute.objects.create(
         organization=purchase.organization,
         purchase=purchase,
         source=Dispute.Source.CUSTOMER,
-        reason=reason.strip()[:2000],
+        reason=reason,
         amount=purchase.amount,
         opened_by=actor if getattr(actor, "pk", None) else None,
     )

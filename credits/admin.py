@@ -23,7 +23,9 @@ from credits.selectors import get_system_figures
 
 class AdjustCreditsForm(forms.Form):
     amount = forms.IntegerField(min_value=1, max_value=services.MAX_AMOUNT)
-    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    reason = forms.CharField(
+        max_length=services.MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+    )
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()

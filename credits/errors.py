@@ -30,6 +30,10 @@ class ReasonRequired(ValidationFailed):
         super().__init__(message, **extra)
 
 
+class ReasonTooLong(ValidationFailed):
+    default_message = "The reason is too long."
+
+
 class NotASpend(ValidationFailed):
     code = "not_refundable"
     default_message = "Only a spend (a debit of one wallet to a system account) can be refunded."

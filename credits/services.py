@@ -36,6 +36,7 @@ from credits.errors import (
     NotASpend,
     OverdraftBelowDebt,
     ReasonRequired,
+    ReasonTooLong,
     RefundExceedsSpend,
     SameWallet,
     WalletNotFound,
@@ -45,6 +46,8 @@ from credits.selectors import get_system_account
 
 # Far above any real grant, far below 2**63: a typo cannot overflow a balance.
 MAX_AMOUNT = 10**12
+# A transaction's memo (the reason given for it) fits its column; a longer one is refused, never cut.
+MAX_REASON_LENGTH = Transaction._meta.get_field("memo").max_length
 
 
 class _Unset:
@@ -338,7 +341,7 @@ def post_transaction(
         kind=kind,
         idempotency_key=idempotency_key or None,
         fingerprint=fingerprint,
-        memo=(memo or "")[:500],
+        memo=_valid_memo(memo),
         metadata=metadata or {},
         actor=actor if getattr(actor, "pk", None) else None,
         related=related,
@@ -470,11 +473,21 @@ def _locked_wallet(organization: Organization) -> Account:
     return wallet
 
 
+def _valid_memo(memo: str | None) -> str:
+    memo = memo or ""
+    if len(memo) > MAX_REASON_LENGTH:
+        raise ReasonTooLong(
+            f"The reason is {len(memo):,} characters long: at most {MAX_REASON_LENGTH} are allowed.",
+            fields={"reason": [f"At most {MAX_REASON_LENGTH} characters."]},
+        )
+    return memo
+
+
 def _require_reason(reason: str | None) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired()
-    return reason
+    return _valid_memo(reason)
 
 
 def grant_credits(

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from billing.errors import DisputeRefundTooLarge, InvalidCreditAmount
+from billing.errors import DisputeReasonTooLong, DisputeRefundTooLarge, InvalidCreditAmount
 from billing.models import CreditPackage, Dispute, Purchase
 from billing.selectors import get_dispute_refundable_credits
 from billing.services import (
@@ -53,6 +53,14 @@ def assert_nothing_changed(dispute: Dispute, organization, *, balance_before: in
 
 
 # --- Through the service ---------------------------------------------------------------------
+
+
+def test_a_dispute_reason_too_long_is_refused_whole_and_opens_nothing(medium_pack, owner):
+    with pytest.raises(DisputeReasonTooLong, match="2,001 characters long: at most 2000"):
+        open_dispute(purchase=medium_pack, reason="d" * 2001, actor=owner)
+    assert not Dispute.objects.exists()
+    dispute = open_dispute(purchase=medium_pack, reason=f" {'d' * 2000} ", actor=owner)
+    assert dispute.reason == "d" * 2000
 
 
 def test_a_dispute_can_give_back_every_credit_of_the_purchase(dispute, staff, organization):

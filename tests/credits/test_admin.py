@@ -50,6 +50,16 @@ def test_adding_credits_asks_for_an_amount_and_a_reason_then_posts_through_the_s
     assert AuditEvent.objects.get(event="credits.admin_add").actor == superuser
 
 
+def test_adding_credits_refuses_a_reason_longer_than_the_ledger_keeps(admin_client, make_org):
+    organization = make_org()
+    wallet = get_wallet(organization=organization)
+    data = {"action": "add_credits", "_selected_action": [wallet.pk], "apply": "1", "amount": "40", "reason": "r" * 501}
+    response = admin_client.post(reverse("admin:credits_account_changelist"), data)
+    assert response.status_code == 200  # the form again, with its error
+    assert "at most 500 characters" in response.content.decode()
+    assert get_wallet(organization=organization).balance == 0
+
+
 def test_removing_credits_beyond_the_limit_shows_an_error_and_changes_nothing(admin_client, make_org):
     organization = make_org(credits=10)
     wallet = get_wallet(organization=organization)

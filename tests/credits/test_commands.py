@@ -40,6 +40,14 @@ def test_grant_credits_refuses_an_amount_below_one_or_not_whole(owner, amount):
     assert not Entry.objects.exists()
 
 
+def test_grant_credits_refuses_a_reason_too_long_to_keep_whole(owner, organization):
+    with pytest.raises(CommandError, match="The reason is 10,000 characters long: at most 500 are allowed"):
+        call_command("grant_credits", "owner@acme.test", "5", "--reason", "r" * 10_000)
+    assert not Entry.objects.exists()
+    assert get_wallet(organization=organization).balance == 0
+    assert not AuditEvent.objects.filter(event="credits.admin_add").exists()
+
+
 @pytest.mark.parametrize("command", [["grant_credits", "5"], ["pause_credits"], ["resume_credits"], ["set_wallet"]])
 def test_commands_refuse_an_unknown_email(db, command):
     with pytest.raises(CommandError, match="No customer with the email"):

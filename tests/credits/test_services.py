@@ -10,6 +10,7 @@ from credits.errors import (
     NotASpend,
     OverdraftBelowDebt,
     ReasonRequired,
+    ReasonTooLong,
     RefundExceedsSpend,
     SameWallet,
 )
@@ -232,6 +233,37 @@ def test_a_refund_needs_a_reason_and_reaches_a_paused_wallet(make_org):
     services.pause_credits(organization=organization)
     services.refund_credits(original=spend, amount=5, reason="outage")
     assert balance_of(organization) == 10
+
+
+def test_a_reason_longer_than_the_memo_column_is_refused_whole_and_changes_nothing(make_org):
+    organization = make_org(credits=10)
+    spend = services.spend_credits(organization=organization, amount=5)
+    other = make_org()
+    too_long = "x" * (services.MAX_REASON_LENGTH + 1)
+    transactions = Transaction.objects.count()
+    attempts = [
+        lambda: services.admin_add_credits(organization=organization, amount=1, reason=too_long),
+        lambda: services.admin_remove_credits(organization=organization, amount=1, reason=too_long),
+        lambda: services.refund_credits(original=spend, amount=1, reason=too_long),
+        lambda: services.transfer_credits(
+            from_organization=organization, to_organization=other, amount=1, reason=too_long
+        ),
+        lambda: services.grant_credits(organization=organization, amount=1, reason=too_long),
+        lambda: services.spend_credits(organization=organization, amount=1, reason=too_long),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ReasonTooLong, match=f"501 characters long: at most {services.MAX_REASON_LENGTH}"):
+            attempt()
+    assert Transaction.objects.count() == transactions
+    assert (balance_of(organization), balance_of(other)) == (5, 0)
+    assert not AuditEvent.objects.filter(event__startswith="credits.admin").exists()
+
+
+def test_a_reason_of_exactly_the_memo_column_is_kept_whole(make_org):
+    organization = make_org()
+    reason = "y" * services.MAX_REASON_LENGTH
+    txn = services.admin_add_credits(organization=organization, amount=1, reason=f"  {reason}  ")
+    assert Transaction.objects.get(pk=txn.pk).memo == reason
 
 
 def test_a_refund_replayed_with_its_key_is_not_counted_twice(make_org):
