@@ -3,7 +3,8 @@ from datetime import UTC
 from django import forms
 from django.utils import timezone
 
-from apikeys.services import NAME_MAX_LENGTH
+from apikeys.errors import InvalidKeyName
+from apikeys.services import NAME_MAX_LENGTH, valid_key_name
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -24,6 +25,13 @@ class ApiKeyCreateForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         help_text="Optional. The key stops working at this time.",
     )
+
+    def clean_name(self) -> str:
+        # The service's rule, shown on the field (the service checks it again).
+        try:
+            return valid_key_name(self.cleaned_data["name"])
+        except InvalidKeyName as exc:
+            raise forms.ValidationError(exc.message) from exc
 
     def clean_expires_at(self):
         value = self.cleaned_data.get("expires_at")

@@ -3,6 +3,7 @@ in its transaction; the Redis hash `P:key:<sha256>` is written after commit."""
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -57,6 +58,22 @@ def normalize_scopes(scopes: Iterable[str] | str | None) -> list[str]:
     return result
 
 
+def valid_key_name(name: str | None) -> str:
+    """The name stripped; InvalidKeyName when empty, too long, or holding control characters.
+
+    Tabs, line breaks, escape sequences and the like would be stored and shown as given
+    (in the portal, the admin, audit rows and exports), so they are refused, not removed.
+    """
+    name = (name or "").strip()
+    if not name or len(name) > NAME_MAX_LENGTH:
+        raise InvalidKeyName()
+    # Cc: C0 and C1 controls and DEL; Cs: lone surrogates (undecodable bytes in a command's arguments).
+    bad = next((char for char in name if unicodedata.category(char) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise InvalidKeyName(f"A key name cannot contain control characters (found U+{ord(bad):04X}).")
+    return name
+
+
 def count_active_keys(*, organization: Organization, now: datetime | None = None) -> int:
     now = now or timezone.now()
     return (
@@ -80,9 +97,7 @@ def issue_api_key(
     Only the SHA-256 hex and the first 12 characters are kept. The plan's `max_api_keys`
     caps the organization's active keys (ApiKeyLimitReached).
     """
-    name = (name or "").strip()
-    if not name or len(name) > NAME_MAX_LENGTH:
-        raise InvalidKeyName()
+    name = valid_key_name(name)
     scopes = normalize_scopes(scopes)
     now = timezone.now()
     if expires_at is not None:

@@ -62,6 +62,7 @@ def test_create_api_key_with_an_expiry(owner):
         (["owner@acme.test", "--expires-at", "2001-01-01T00:00:00Z"], "in the past"),
         (["owner@acme.test", "--expires-at", "tomorrow"], "not an ISO-8601"),
         (["owner@acme.test", "--scopes", "UPPER"], "Invalid scope"),
+        (["owner@acme.test", "--name", "tab\tname\x01"], "cannot contain control characters"),
     ],
 )
 def test_create_api_key_fails_clearly_and_creates_nothing(owner, args, message):

@@ -56,6 +56,19 @@ def test_a_name_is_required(owner, organization):
         issue_api_key(organization=organization, created_by=owner, name="x" * 101)
 
 
+@pytest.mark.parametrize("name", ["tab\tname\x01", "line\nbreak", "bell\x07", "del\x7f", "c1\x85x", "esc\x1b[31m"])
+def test_a_name_with_control_characters_is_refused_and_nothing_is_created(owner, organization, name):
+    with pytest.raises(InvalidKeyName, match="cannot contain control characters"):
+        issue_api_key(organization=organization, created_by=owner, name=name)
+    assert not ApiKey.objects.exists()
+    assert not AuditEvent.objects.filter(event="api_key.issued").exists()
+
+
+def test_a_name_may_hold_any_printable_text_and_is_stripped(owner, organization):
+    api_key, _ = issue_api_key(organization=organization, created_by=owner, name="  Prod — Zürich 🔑 #2  ")
+    assert api_key.name == "Prod — Zürich 🔑 #2"
+
+
 def test_an_expiry_in_the_past_is_refused_and_nothing_is_created(owner, organization):
     with pytest.raises(ExpiryInPast):
         issue_api_key(

@@ -58,6 +58,14 @@ def test_a_bad_form_or_a_refused_key_changes_nothing(client, owner, organization
     assert not ApiKey.objects.exists()
 
 
+def test_a_name_with_control_characters_is_a_form_error(client, owner, organization):
+    client.force_login(owner)
+    response = client.post(reverse("apikeys:create"), {"name": "tab\tname\x01"})
+    assert response.status_code == 200
+    assert "cannot contain control characters" in response.context["form"].errors["name"][0]
+    assert not ApiKey.objects.exists()
+
+
 def test_the_plans_key_limit_is_shown_as_a_form_error(client, owner, organization):
     organization.plan.max_api_keys = 1
     organization.plan.save()
