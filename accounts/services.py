@@ -4,7 +4,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email, validate_slug
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -34,6 +36,10 @@ MAX_EMAIL_LENGTH = 254
 MAX_EMAIL_LOCAL_PART_LENGTH = 64
 
 
+# How many free-looking slugs to try when concurrent sign-ups keep taking them first.
+SLUG_ATTEMPTS = 5
+
+
 def unique_org_slug(base: str) -> str:
     stem = slugify(base)[:48] or "org"
     slug = stem
@@ -43,12 +49,34 @@ def unique_org_slug(base: str) -> str:
 
 
 @transaction.atomic
-def create_organization(*, name: str, slug: str | None = None) -> Organization:
-    """A new organization on plan `free`, with its wallet (overdraft 0, no threshold)."""
-    organization = Organization.objects.create(name=name, slug=slug or unique_org_slug(name))
+def create_organization(*, name: str, slug: str | None = None, slug_base: str | None = None) -> Organization:
+    """A new organization on plan `free`, with its wallet (overdraft 0, no threshold).
+
+    `slug` is taken as given (IntegrityError when it exists). Without it the slug is the
+    first free one made from `slug_base` (default: the name); when a concurrent caller
+    inserts that slug between the check and the insert, the next free one is tried.
+    """
+    if slug:
+        organization = Organization.objects.create(name=name, slug=slug)
+    else:
+        organization = _create_with_a_free_slug(name=name, base=slug_base or name)
     create_wallet(organization=organization)
     record_org_change(organization.pk)
     return organization
+
+
+def _create_with_a_free_slug(*, name: str, base: str) -> Organization:
+    for attempt in range(1, SLUG_ATTEMPTS + 1):
+        slug = unique_org_slug(base)
+        try:
+            with transaction.atomic():  # a savepoint: the caller's transaction survives the violation
+                return Organization.objects.create(name=name, slug=slug)
+        except IntegrityError:
+            # Taken meanwhile (the violation is raised once the other insert has committed,
+            # so it is visible now): try the next free slug. Anything else is not ours to hide.
+            if attempt == SLUG_ATTEMPTS or not Organization.objects.filter(slug=slug).exists():
+                raise
+    raise AssertionError("unreachable")
 
 
 def personal_organization_name(email: str) -> str:
@@ -58,9 +86,7 @@ def personal_organization_name(email: str) -> str:
 
 def create_personal_organization(*, user: User) -> Membership:
     """The organization a user gets at sign-up, of which they are the client admin."""
-    organization = create_organization(
-        name=personal_organization_name(user.email), slug=unique_org_slug(user.email.split("@")[0])
-    )
+    organization = create_organization(name=personal_organization_name(user.email), slug_base=user.email.split("@")[0])
     return Membership.objects.create(user=user, organization=organization, role=Membership.Role.CLIENT_ADMIN)
 
 
@@ -79,10 +105,28 @@ def valid_email_address(email: str) -> str:
     return User.objects.normalize_email(email)
 
 
+def email_taken(email: str) -> bool:
+    """A user has this address in some letter case, as Python and as the database compare.
+
+    The unique index is on the database's lower(email), which can differ from Python's
+    lower() and from iexact (PostgreSQL lowers "İ" to "i", Python to "i" plus a combining
+    dot), so both comparisons are asked.
+    """
+    return (
+        User.objects.annotate(email_lower=Lower("email"))
+        .filter(Q(email__iexact=email) | Q(email_lower=Lower(Value(email))))
+        .exists()
+    )
+
+
+def _email_taken_error(email: str) -> EmailTaken:
+    return EmailTaken(f"A user with the email {email} already exists (in some letter case).")
+
+
 def normalize_new_email(email: str) -> str:
     email = valid_email_address(email)
-    if User.objects.filter(email__iexact=email).exists():
-        raise EmailTaken(f"A user with the email {email} already exists.")
+    if email_taken(email):
+        raise _email_taken_error(email)
     return email
 
 
@@ -106,19 +150,41 @@ def create_customer(
         raise InvalidRole()
     if org_slug is not None:
         org_slug = _valid_org_slug(org_slug)
-    organization = Organization.objects.filter(slug=org_slug).first() if org_slug else None
-    if organization is None:
-        name = org_slug or personal_organization_name(email)
-        organization = create_organization(name=name, slug=org_slug or unique_org_slug(email.split("@")[0]))
+    if org_slug is None:
+        organization = create_organization(name=personal_organization_name(email), slug_base=email.split("@")[0])
         role = role or Membership.Role.CLIENT_ADMIN
     else:
-        role = role or Membership.Role.MEMBER
-    user = User.objects.create_user(email=email, password=password, full_name=full_name)
+        organization, created = _get_or_create_organization(org_slug)
+        role = role or (Membership.Role.CLIENT_ADMIN if created else Membership.Role.MEMBER)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    except IntegrityError:
+        # Created meanwhile, or equal to another only as the database lowers letters: the
+        # same clear error as the check above; the caller's transaction rolls back the rest.
+        if email_taken(email):
+            raise _email_taken_error(email) from None
+        raise
     if not password:
         user.set_unusable_password()
         user.save(update_fields=["password"])
     Membership.objects.create(user=user, organization=organization, role=role)
     return user
+
+
+def _get_or_create_organization(slug: str) -> tuple[Organization, bool]:
+    """The organization with this slug, created (True) when there is none, even if another
+    caller creates it between the lookup and the insert (then that one is joined)."""
+    organization = Organization.objects.filter(slug=slug).first()
+    if organization is not None:
+        return organization, False
+    try:
+        return create_organization(name=slug, slug=slug), True  # atomic: a savepoint of its own
+    except IntegrityError:
+        organization = Organization.objects.filter(slug=slug).first()
+        if organization is None:
+            raise
+        return organization, False
 
 
 def _valid_org_slug(slug: str) -> str:
