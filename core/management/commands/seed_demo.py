@@ -1,8 +1,14 @@
-"""Demo data for `make run`: an organization, its users, credits, keys and usage. Idempotent."""
+"""Demo data for `make run`: an organization, its users, credits, keys and usage. Idempotent.
+
+The staff log-in (a superuser whose password the README prints) is created only with
+DEBUG on: on a production setup anyone could log in with it and own the admin. A staff
+user left by an earlier run with DEBUG on is neither changed nor printed.
+"""
 
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Organization, User
@@ -26,7 +32,8 @@ class Command(JsonCommand):
 
     @transaction.atomic
     def run(self, **options: Any) -> dict[str, Any]:
-        for login in LOGINS:
+        logins = [login for login in LOGINS if settings.DEBUG or login["role"] != "staff"]
+        for login in logins:
             user = User.objects.filter(email__iexact=login["email"]).first()
             if user is None and login["role"] == "staff":
                 user = User.objects.create_superuser(email=login["email"], password=login["password"])
@@ -56,4 +63,4 @@ class Command(JsonCommand):
         from billing.demo import seed_demo_billing
 
         seed_demo_billing(organization=organization)
-        return {"logins": LOGINS}
+        return {"logins": logins}
