@@ -28,7 +28,7 @@ migrate: install
 seed: migrate
 	$(BIN)/python manage.py seed_demo
 
-## Install, migrate, seed the demo (once: seed_demo adds nothing the second time) and serve.
+## Install, migrate, run seed_demo (every time: it adds nothing after the first run) and serve.
 run: seed
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
