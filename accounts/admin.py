@@ -55,6 +55,23 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+    # What grants rights: only a superuser sets these (a business admin set is_superuser on
+    # their own account). Django leaves read-only fields out of the form, so a forged POST
+    # changes nothing.
+    rights_fields = ["is_staff", "is_superuser", "is_service", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += self.rights_fields
+        return readonly
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        """Business admins manage customers; staff and superuser accounts (their passwords
+        too: the password page asks this) only a superuser changes."""
+        if obj is not None and (obj.is_staff or obj.is_superuser) and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("membership__organization")

@@ -129,3 +129,15 @@ def superuser(db):
     from accounts.models import User
 
     return User.objects.create_superuser(email="root@creditdesk.test", password="root-pass-123")
+
+
+@pytest.fixture
+def business_admin(staff):
+    """Staff in the "Business admins" group, with the group's model permissions (not a superuser)."""
+    from django.contrib.auth.models import Group
+
+    from accounts.permissions import BUSINESS_ADMINS, grant_business_admin_permissions
+
+    grant_business_admin_permissions(apps=django_apps)
+    staff.groups.add(Group.objects.get(name=BUSINESS_ADMINS))
+    return staff

@@ -8,7 +8,7 @@ query API.
 import pytest
 from django.urls import reverse
 
-from accounts.models import Organization
+from accounts.models import Organization, User
 from apikeys.models import ApiKey
 from apikeys.services import issue_api_key
 from billing.models import Plan
@@ -118,3 +118,82 @@ def test_saving_an_organization_keeps_a_plan_changed_since_the_page_was_opened(c
     assert response.status_code == 302, response.content.decode()[:2000]
     organization.refresh_from_db()
     assert (organization.name, organization.plan_id) == ("Acme Renamed", "professional")
+
+
+def user_form(user, **changes):
+    data = {
+        "email": user.email,
+        "full_name": user.full_name,
+        "is_active": "on" if user.is_active else "",
+        "last_login_0": "",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "_save": "Save",
+    }
+    return {key: value for key, value in {**data, **changes}.items() if value != ""}
+
+
+RIGHTS = {"is_staff": "on", "is_superuser": "on", "is_service": "on"}
+
+
+def test_a_business_admin_cannot_make_themselves_superuser(client, business_admin):
+    client.force_login(business_admin)
+    url = reverse("admin:accounts_user_change", args=[business_admin.pk])
+    group = business_admin.groups.get()
+
+    response = client.post(url, user_form(business_admin, **RIGHTS, groups=[group.pk]))
+
+    assert response.status_code == 403
+    business_admin.refresh_from_db()
+    assert not business_admin.is_superuser
+
+
+def test_a_business_admin_manages_a_customer_but_a_forged_post_grants_no_rights(client, business_admin, member):
+    client.force_login(business_admin)
+    url = reverse("admin:accounts_user_change", args=[member.pk])
+    group = business_admin.groups.get()
+
+    page = client.get(url).content.decode()
+    response = client.post(url, user_form(member, full_name="Renamed", **RIGHTS, groups=[group.pk]))
+
+    assert 'name="is_superuser"' not in page and 'name="groups"' not in page
+    assert response.status_code == 302, response.content.decode()[:2000]
+    member.refresh_from_db()
+    assert member.full_name == "Renamed"
+    assert (member.is_staff, member.is_superuser, member.is_service) == (False, False, False)
+    assert not member.groups.exists()
+
+
+def test_a_business_admin_cannot_set_the_password_of_a_superuser_or_other_staff(client, business_admin, superuser):
+    colleague = User.objects.create_user(email="colleague@creditdesk.test", password="old-pass-123", is_staff=True)
+    client.force_login(business_admin)
+
+    for account in (superuser, colleague):
+        url = reverse("admin:auth_user_password_change", args=[account.pk])
+        response = client.post(url, {"password1": "Taken-over-9!", "password2": "Taken-over-9!"})
+
+        assert response.status_code == 403
+        account.refresh_from_db()
+        assert not account.check_password("Taken-over-9!")
+
+
+def test_a_business_admin_may_still_set_a_customers_password(client, business_admin, member):
+    client.force_login(business_admin)
+    url = reverse("admin:auth_user_password_change", args=[member.pk])
+
+    response = client.post(url, {"password1": "Brand-new-pass-9!", "password2": "Brand-new-pass-9!"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    member.refresh_from_db()
+    assert member.check_password("Brand-new-pass-9!")
+
+
+def test_a_superuser_grants_staff_rights(client, superuser, member):
+    client.force_login(superuser)
+    url = reverse("admin:accounts_user_change", args=[member.pk])
+
+    response = client.post(url, user_form(member, is_staff="on"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    member.refresh_from_db()
+    assert member.is_staff
