@@ -1,4 +1,5 @@
 from allauth.account.decorators import secure_admin_login
+from allauth.mfa.models import Authenticator
 from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
 from allauth.usersessions.models import UserSession
 from django import forms
@@ -9,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
-from accounts.services import clear_lockout
+from accounts.services import clear_lockout, remove_authenticator
 from apikeys.services import revoke_keys_of_departing_member
 from core.admin import ReadOnlyAdmin, ReadOnlyMixin
 
@@ -25,6 +26,44 @@ admin.site.unregister(UserSession)
 @admin.register(UserSession)
 class UserSessionAdmin(AllauthUserSessionAdmin):
     search_fields = ["user__email", "ip"]
+
+
+# allauth's admin showed every TOTP secret and recovery-code seed (`data`) and let them be edited.
+admin.site.unregister(Authenticator)
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(admin.ModelAdmin):
+    """Users' second factors, never their secrets. Deleting one (a customer's lost device)
+    goes through accounts.services.remove_authenticator: audited, the user told by email.
+    A staff member's factors only a superuser removes, as with their passwords."""
+
+    list_display = ["user", "type", "created_at", "last_used_at"]
+    list_filter = ["type"]
+    search_fields = ["user__email"]
+    fields = ["user", "type", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Authenticator | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Authenticator | None = None) -> bool:
+        if obj is not None and (obj.user.is_staff or obj.user.is_superuser) and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Authenticator) -> None:
+        remove_authenticator(authenticator=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for authenticator in queryset:
+            remove_authenticator(authenticator=authenticator, actor=request.user)
 
 
 class MembershipInline(ReadOnlyMixin, admin.TabularInline):

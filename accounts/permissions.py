@@ -21,7 +21,8 @@ BUSINESS_ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
     "core": ("view",),
     "djstripe": ("view",),
     "account": ("view",),
-    "mfa": ("view",),
+    # delete: staff reset a customer's lost device (never see or edit the secrets)
+    "mfa": ("view", "delete"),
     "socialaccount": ("view",),
 }
 # models whose rows are an append-only record: view only, whatever the app grants

@@ -1,6 +1,7 @@
 import secrets
 from datetime import timedelta
 
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email, validate_slug
@@ -429,6 +430,38 @@ def set_mfa_requirement(*, organization: Organization, required: bool, actor: Us
             new={"require_mfa": required},
         )
     return organization
+
+
+# --- Second factors ------------------------------------------------------------------
+
+
+@transaction.atomic
+def remove_authenticator(*, authenticator: Authenticator, actor: User | None) -> list[str]:
+    """Remove one of a user's second factors (staff resetting a lost device); returns the
+    types removed. Recovery codes left without another factor go too, as when the user
+    removes one in the portal. The user is told by email after commit."""
+    authenticator = Authenticator.objects.select_for_update().select_related("user").filter(pk=authenticator.pk).first()
+    if authenticator is None:
+        return []
+    user = authenticator.user
+    removed = [authenticator.type]
+    authenticator.delete()
+    remaining = Authenticator.objects.filter(user=user)
+    if not remaining.exclude(type=Authenticator.Type.RECOVERY_CODES).exists():
+        removed += list(remaining.values_list("type", flat=True))
+        remaining.delete()
+    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    record_audit(
+        event="mfa.authenticator_removed",
+        actor=actor,
+        organization=membership.organization if membership else None,
+        target=user.email,
+        old={"types": removed},
+    )
+    from accounts.tasks import send_authenticator_removed_email
+
+    delay_on_commit(send_authenticator_removed_email, user.pk)
+    return removed
 
 
 # --- Lock-outs ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from accounts.invitations import invitation_url
-from accounts.models import Invitation, LoginLockout
+from accounts.models import Invitation, LoginLockout, User
 from core.emails import send_templated_email
 
 
@@ -42,4 +42,16 @@ def send_lockout_email(lockout_id: int) -> None:
             "lockout": lockout,
             "reset_url": settings.SITE_URL.rstrip("/") + reverse("account_reset_password"),
         },
+    )
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_authenticator_removed_email(user_id: int) -> None:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return
+    send_templated_email(
+        "accounts/authenticator_removed",
+        to=[user.email],
+        context={"user": user, "security_url": settings.SITE_URL.rstrip("/") + reverse("mfa_index")},
     )

@@ -32,3 +32,13 @@ class CustomerFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
         return account_services.create_customer(**kwargs)
+
+
+def enrol_totp(user, *, secret: str = "JBSWY3DPEHPK3PXP"):
+    """The user's TOTP authenticator and recovery codes, as allauth's activation writes them."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    totp = TOTP.activate(user, secret).instance
+    RecoveryCodes.activate(user)
+    return totp

@@ -6,13 +6,16 @@ query API.
 """
 
 import pytest
+from allauth.mfa.models import Authenticator
 from django.urls import reverse
 
 from accounts.models import Organization, User
 from apikeys.models import ApiKey
 from apikeys.services import issue_api_key
 from billing.models import Plan
+from core.models import AuditEvent
 from credits.models import Account
+from tests.factories import enrol_totp
 
 pytestmark = pytest.mark.django_db
 
@@ -197,3 +200,61 @@ def test_a_superuser_grants_staff_rights(client, superuser, member):
     assert response.status_code == 302, response.content.decode()[:2000]
     member.refresh_from_db()
     assert member.is_staff
+
+
+def test_no_one_sees_or_edits_a_totp_secret_or_recovery_codes_in_the_admin(client, business_admin, superuser, member):
+    totp = enrol_totp(member)
+    recovery = Authenticator.objects.get(user=member, type=Authenticator.Type.RECOVERY_CODES)
+    data = {pk: Authenticator.objects.get(pk=pk).data for pk in (totp.pk, recovery.pk)}
+
+    for staff_user in (business_admin, superuser):
+        client.force_login(staff_user)
+        for authenticator in (totp, recovery):
+            url = reverse("admin:mfa_authenticator_change", args=[authenticator.pk])
+            page = client.get(url).content.decode()
+            response = client.post(url, {"user": str(member.pk), "type": "totp", "data": '{"secret": "forged"}'})
+
+            assert "member@acme.test" in page
+            assert 'name="data"' not in page
+            assert not [value for value in data[authenticator.pk].values() if isinstance(value, str) and value in page]
+            assert response.status_code == 403
+            assert Authenticator.objects.get(pk=authenticator.pk).data == data[authenticator.pk]
+    assert client.get(reverse("admin:mfa_authenticator_add")).status_code == 403
+
+
+def test_a_business_admin_resets_a_customers_lost_device(
+    client, business_admin, member, mailoutbox, django_capture_on_commit_callbacks
+):
+    totp = enrol_totp(member)
+    client.force_login(business_admin)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:mfa_authenticator_delete", args=[totp.pk]), {"post": "yes"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not Authenticator.objects.filter(user=member).exists()  # the recovery codes went too
+    event = AuditEvent.objects.get(event="mfa.authenticator_removed")
+    assert (event.actor, event.target, event.organization) == (
+        business_admin,
+        member.email,
+        member.membership.organization,
+    )
+    assert event.old_value == {"types": ["totp", "recovery_codes"]}
+    assert [message.to for message in mailoutbox] == [[member.email]]
+    assert "two-factor authentication was removed" in mailoutbox[0].subject
+
+
+def test_only_a_superuser_removes_a_staff_members_second_factor(client, business_admin, superuser):
+    totp = enrol_totp(superuser)
+    client.force_login(business_admin)
+    url = reverse("admin:mfa_authenticator_delete", args=[totp.pk])
+
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:mfa_authenticator_changelist")
+    bulk = client.post(changelist, {"action": "delete_selected", "_selected_action": [totp.pk], "post": "yes"})
+    assert bulk.status_code == 403
+    assert Authenticator.objects.filter(pk=totp.pk).exists()
+
+    client.force_login(superuser)
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not Authenticator.objects.filter(user=superuser).exists()
