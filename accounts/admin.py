@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
-from accounts.services import clear_lockout, remove_authenticator
+from accounts.services import clear_lockout, create_organization, remove_authenticator
 from apikeys.services import revoke_keys_of_departing_member
 from core.admin import ReadOnlyAdmin, ReadOnlyMixin
 
@@ -157,6 +157,21 @@ class OrganizationAdminForm(forms.ModelForm):
         return plan
 
 
+class OrganizationAddForm(forms.ModelForm):
+    slug = forms.SlugField(
+        max_length=Organization._meta.get_field("slug").max_length,
+        required=False,
+        help_text="Lower-case letters, digits and hyphens; left blank, it is made from the name.",
+    )
+
+    class Meta:
+        model = Organization
+        fields = ["name", "slug"]
+
+    def clean_slug(self) -> str:
+        return self.cleaned_data["slug"].lower()
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     form = OrganizationAdminForm
@@ -166,13 +181,32 @@ class OrganizationAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
     inlines = [MembershipInline]
 
+    def get_form(self, request: HttpRequest, obj: Organization | None = None, **kwargs):
+        # A new organization starts as the service makes it (plan free); the plan is changed
+        # afterwards on its page, through billing.services.change_plan.
+        if obj is None:
+            kwargs["form"] = OrganizationAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Organization | None = None) -> list[str]:
+        if obj is None:
+            return list(OrganizationAddForm.Meta.fields)
+        return super().get_fields(request, obj)
+
+    def get_inlines(self, request: HttpRequest, obj: Organization | None) -> list:
+        return self.inlines if obj is not None else []
+
     def save_model(self, request: HttpRequest, obj: Organization, form, change: bool) -> None:
-        """Saves only the fields changed on the page, and a new plan through
-        billing.services.change_plan: the wallet's version grows and Redis shows the plan (a
-        plain save left Redis on the old one, and wrote back the plan the page was opened
-        with over one changed meanwhile)."""
+        """A new organization through accounts.services.create_organization, which gives it
+        its wallet and publishes it to Redis (a plain save left it without a wallet: no
+        credits could be added). A change saves only the fields changed on the page, and a
+        new plan through billing.services.change_plan: the wallet's version grows and Redis
+        shows the plan (a plain save left Redis on the old one, and wrote back the plan the
+        page was opened with over one changed meanwhile)."""
         if not change:
-            super().save_model(request, obj, form, change)
+            organization = create_organization(name=obj.name, slug=obj.slug or None)
+            obj.pk = organization.pk
+            obj.refresh_from_db()
             return
         fields = [name for name in form.changed_data if name in OrganizationAdminForm.Meta.fields and name != "plan"]
         if fields:

@@ -258,3 +258,33 @@ def test_only_a_superuser_removes_a_staff_members_second_factor(client, business
     client.force_login(superuser)
     assert client.post(url, {"post": "yes"}).status_code == 302
     assert not Authenticator.objects.filter(user=superuser).exists()
+
+
+def test_an_organization_added_in_the_admin_gets_its_wallet_and_reaches_redis(
+    client, business_admin, redis_client, django_capture_on_commit_callbacks
+):
+    client.force_login(business_admin)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:accounts_organization_add"), {"name": "Initech", "slug": "", "_save": "Save"}
+        )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    organization = Organization.objects.get(name="Initech")
+    assert (organization.slug, organization.plan_id) == ("initech", "free")
+    wallet = Account.objects.get(organization=organization)
+    assert redis_client.hgetall(f"creditdesk:org:{organization.pk}")["version"] == str(wallet.version)
+    assert response["Location"] == reverse("admin:accounts_organization_changelist")
+
+
+def test_an_organization_added_in_the_admin_keeps_the_slug_given(client, superuser, organization):
+    client.force_login(superuser)
+    url = reverse("admin:accounts_organization_add")
+
+    taken = client.post(url, {"name": "Another Acme", "slug": organization.slug})
+    response = client.post(url, {"name": "Initech", "slug": "Initech-EU"})
+
+    assert taken.status_code == 200 and "already exists" in taken.content.decode()
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Account.objects.filter(organization__slug="initech-eu").exists()
