@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
-from accounts.services import clear_lockout, create_organization, remove_authenticator
+from accounts.services import clear_lockout, create_organization, remove_authenticator, revoke_invitation
 from apikeys.services import revoke_keys_of_departing_member
 from core.admin import ReadOnlyAdmin, ReadOnlyMixin
 
@@ -230,12 +230,29 @@ class MembershipAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin):
+    """Read-only: client admins invite (and invite again, which resends) from the portal's
+    team page, through accounts.services.invite_member, which emails the link. One added
+    here got no email, and one edited here could be turned to another address or
+    organization without it. Staff may withdraw one."""
+
     list_display = ["email", "organization", "role", "invited_by", "created_at", "accepted_at", "revoked_at"]
     list_filter = ["role"]
     search_fields = ["email", "organization__name"]
-    raw_id_fields = ["organization", "invited_by", "accepted_by"]
-    readonly_fields = ["created_at", "accepted_at", "accepted_by", "revoked_at"]
+    actions = ["revoke_selected"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("organization", "invited_by")
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.change_invitation")
+
+    @admin.action(description="Revoke selected invitations", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        pending = [invitation for invitation in queryset if invitation.is_pending]
+        for invitation in pending:
+            revoke_invitation(invitation=invitation, actor=request.user)
+        self.message_user(request, f"Revoked {len(pending)} invitation(s).", messages.SUCCESS)
 
 
 class ActiveLockoutFilter(admin.SimpleListFilter):

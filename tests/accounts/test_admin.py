@@ -9,7 +9,8 @@ import pytest
 from allauth.mfa.models import Authenticator
 from django.urls import reverse
 
-from accounts.models import Organization, User
+from accounts.models import Invitation, Organization, User
+from accounts.services import invite_member
 from apikeys.models import ApiKey
 from apikeys.services import issue_api_key
 from billing.models import Plan
@@ -288,3 +289,32 @@ def test_an_organization_added_in_the_admin_keeps_the_slug_given(client, superus
     assert taken.status_code == 200 and "already exists" in taken.content.decode()
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Account.objects.filter(organization__slug="initech-eu").exists()
+
+
+def test_invitations_are_made_in_the_portal_not_added_or_edited_in_the_admin(
+    client, business_admin, owner, organization
+):
+    invitation = invite_member(organization=organization, email="new@example.test", role="member", invited_by=owner)
+    client.force_login(business_admin)
+    url = reverse("admin:accounts_invitation_change", args=[invitation.pk])
+
+    added = client.post(reverse("admin:accounts_invitation_add"), {"email": "x@example.test", "role": "member"})
+    edited = client.post(url, {"email": "someone-else@example.test", "organization": organization.pk, "role": "member"})
+
+    assert (added.status_code, edited.status_code) == (403, 403)
+    assert list(Invitation.objects.values_list("email", flat=True)) == ["new@example.test"]
+
+
+def test_staff_revoke_an_invitation_in_the_admin(client, business_admin, owner, organization):
+    invitation = invite_member(organization=organization, email="new@example.test", role="member", invited_by=owner)
+    client.force_login(business_admin)
+
+    response = client.post(
+        reverse("admin:accounts_invitation_changelist"),
+        {"action": "revoke_selected", "_selected_action": [invitation.pk]},
+    )
+
+    assert response.status_code == 302
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is not None
+    assert AuditEvent.objects.filter(event="member.invitation_revoked", actor=business_admin).exists()
