@@ -1,3 +1,5 @@
+from functools import wraps
+
 from allauth.account.decorators import secure_admin_login
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
@@ -5,8 +7,9 @@ from allauth.usersessions.models import UserSession
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import Invitation, LoginLockout, Membership, Organization, User
@@ -14,8 +17,25 @@ from accounts.services import clear_lockout, create_organization, remove_authent
 from apikeys.services import revoke_keys_of_departing_member
 from core.admin import ReadOnlyAdmin, ReadOnlyMixin
 
-# The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the portal.
-admin.site.login = secure_admin_login(admin.site.login)
+STAFF_ONLY = "The admin is for Creditdesk staff only. Your organization's pages are in the portal."
+
+
+def staff_only_admin_login(login_view):
+    """The admin log-in goes through allauth: same rate limits, lock-outs and MFA as the
+    portal. A logged-in customer is refused with a reason of its own (the portal's 403 page
+    otherwise talks about their role in the organization)."""
+    secured = secure_admin_login(login_view)
+
+    @wraps(login_view)
+    def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated and not (request.user.is_staff and request.user.is_active):
+            raise PermissionDenied(STAFF_ONLY)
+        return secured(request, *args, **kwargs)
+
+    return view
+
+
+admin.site.login = staff_only_admin_login(admin.site.login)
 admin.site.site_header = "Creditdesk administration"
 
 

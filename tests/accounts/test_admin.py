@@ -318,3 +318,14 @@ def test_staff_revoke_an_invitation_in_the_admin(client, business_admin, owner, 
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
     assert AuditEvent.objects.filter(event="member.invitation_revoked", actor=business_admin).exists()
+
+
+def test_a_customer_opening_the_admin_is_told_it_is_for_staff(client, owner):
+    client.force_login(owner)
+
+    response = client.get("/admin/", follow=True)
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "The admin is for Creditdesk staff only." in page
+    assert "Your role in the organization" not in page
