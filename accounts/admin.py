@@ -2,6 +2,8 @@ from functools import wraps
 
 from allauth.account.decorators import secure_admin_login
 from allauth.mfa.models import Authenticator
+from allauth.socialaccount.admin import SocialAppAdmin as AllauthSocialAppAdmin
+from allauth.socialaccount.models import SocialApp, SocialToken
 from allauth.usersessions.admin import UserSessionAdmin as AllauthUserSessionAdmin
 from allauth.usersessions.models import UserSession
 from django import forms
@@ -84,6 +86,33 @@ class AuthenticatorAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for authenticator in queryset:
             remove_authenticator(authenticator=authenticator, actor=request.user)
+
+
+# Users' OAuth tokens (allauth listed their first 40 characters) are no staff member's business;
+# cutting a user's social log-in is deleting their social account.
+admin.site.unregister(SocialToken)
+admin.site.unregister(SocialApp)
+
+
+@admin.register(SocialApp)
+class SocialAppAdmin(AllauthSocialAppAdmin):
+    """OAuth apps with their client secrets: superusers only (business admins could read
+    every provider's secret, found from outside; providers configured in the environment
+    are not here at all)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: SocialApp | None = None) -> bool:
+        return self.has_module_permission(request)
+
+    has_add_permission = has_module_permission
+
+    def has_change_permission(self, request: HttpRequest, obj: SocialApp | None = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: SocialApp | None = None) -> bool:
+        return self.has_module_permission(request)
 
 
 class MembershipInline(ReadOnlyMixin, admin.TabularInline):

@@ -27,15 +27,18 @@ BUSINESS_ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 # models whose rows are an append-only record: view only, whatever the app grants
 READ_ONLY_MODELS = {("credits", "transaction"), ("credits", "entry"), ("core", "auditevent"), ("core", "outboxitem")}
+# models that hold secrets (OAuth client secrets, users' OAuth tokens): nothing, whatever the app grants
+SECRET_MODELS = {("socialaccount", "socialapp"), ("socialaccount", "socialtoken")}
 
 
 def grant_business_admin_permissions(*, apps: Any, app_label: str | None = None, using: str = "default") -> int:
-    """Give the group the permissions of BUSINESS_ADMIN_ACTIONS that exist; returns how many it holds."""
+    """Give the group the permissions of BUSINESS_ADMIN_ACTIONS that exist, none on SECRET_MODELS;
+    returns how many it holds."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     group, _ = Group.objects.using(using).get_or_create(name=BUSINESS_ADMINS)
     labels = [app_label] if app_label else list(BUSINESS_ADMIN_ACTIONS)
-    wanted = []
+    wanted, withdrawn = [], []
     for label in labels:
         actions = BUSINESS_ADMIN_ACTIONS.get(label)
         if not actions:
@@ -45,11 +48,16 @@ def grant_business_admin_permissions(*, apps: Any, app_label: str | None = None,
         ):
             action = permission.codename.split("_", 1)[0]
             model = permission.content_type.model
+            if (label, model) in SECRET_MODELS:
+                withdrawn.append(permission)  # earlier versions granted view on them
+                continue
             allowed = ("view",) if (label, model) in READ_ONLY_MODELS else actions
             if action in allowed:
                 wanted.append(permission)
     if wanted:
         group.permissions.add(*wanted)
+    if withdrawn:
+        group.permissions.remove(*withdrawn)
     return group.permissions.count()
 
 

@@ -7,6 +7,7 @@ query API.
 
 import pytest
 from allauth.mfa.models import Authenticator
+from django.contrib import admin
 from django.urls import reverse
 
 from accounts.models import Invitation, Organization, User
@@ -329,3 +330,36 @@ def test_a_customer_opening_the_admin_is_told_it_is_for_staff(client, owner):
     page = response.content.decode()
     assert "The admin is for Creditdesk staff only." in page
     assert "Your role in the organization" not in page
+
+
+def test_oauth_app_secrets_are_for_superusers_only_and_users_tokens_for_nobody(client, business_admin, superuser):
+    """Found from outside: business admins could read every OAuth app's client secret and
+    the first 40 characters of users' OAuth tokens."""
+    from allauth.socialaccount.models import SocialApp, SocialToken
+
+    app = SocialApp.objects.create(provider="github", name="GitHub", client_id="gh-id", secret="gh-client-secret")
+    client.force_login(business_admin)
+
+    assert client.get(reverse("admin:socialaccount_socialapp_changelist")).status_code == 403
+    change = client.get(reverse("admin:socialaccount_socialapp_change", args=[app.pk]))
+    assert change.status_code == 403 and b"gh-client-secret" not in change.content
+    assert client.get(reverse("admin:socialaccount_socialaccount_changelist")).status_code == 200
+    assert SocialToken not in admin.site._registry
+
+    client.force_login(superuser)
+    assert b"gh-client-secret" in client.get(reverse("admin:socialaccount_socialapp_change", args=[app.pk])).content
+
+
+def test_business_admins_hold_no_permission_on_the_models_that_hold_oauth_secrets(business_admin):
+    from django.apps import apps
+    from django.contrib.auth.models import Group, Permission
+
+    from accounts.permissions import BUSINESS_ADMINS, grant_business_admin_permissions
+
+    group = Group.objects.get(name=BUSINESS_ADMINS)
+    group.permissions.add(Permission.objects.get(codename="view_socialapp"))  # as earlier versions granted
+    grant_business_admin_permissions(apps=apps)  # what every migrate runs
+
+    codenames = User.objects.get(pk=business_admin.pk).get_all_permissions()
+    assert "socialaccount.view_socialaccount" in codenames
+    assert not {c for c in codenames if c.endswith(("_socialapp", "_socialtoken"))}
