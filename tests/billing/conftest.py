@@ -198,12 +198,23 @@ def paypal_settings(settings):
     return settings
 
 
-@pytest.fixture
-def sandbox(settings):
-    settings.DEBUG = True
+def _without_payment_keys(settings, *, debug: bool):
+    settings.DEBUG = debug
     settings.STRIPE_SECRET_KEY = ""
     settings.PAYPAL_CLIENT_ID = ""
     return settings
+
+
+@pytest.fixture
+def sandbox(settings):
+    """No payment keys and DEBUG on: the demo sandbox is the provider."""
+    return _without_payment_keys(settings, debug=True)
+
+
+@pytest.fixture
+def no_payment_method(settings):
+    """No payment keys and DEBUG off: no provider at all."""
+    return _without_payment_keys(settings, debug=False)
 
 
 def quote_for(organization: Any, **kwargs: Any):

@@ -184,14 +184,6 @@ def test_a_member_sees_prices_but_cannot_pay(sandbox, client, member, organizati
     assert get_balance(organization_id=organization.pk) == 0
 
 
-@pytest.fixture
-def no_payment_method(settings):
-    settings.DEBUG = False
-    settings.STRIPE_SECRET_KEY = ""
-    settings.PAYPAL_CLIENT_ID = ""
-    return settings
-
-
 def test_without_a_payment_method_the_plan_page_offers_no_paid_plan_and_says_why(
     no_payment_method, client, owner, organization
 ):
