@@ -1,9 +1,11 @@
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 # Columns that hold secrets, by model: no admin list filters or searches on them. Django's
 # admin accepts a filter on any of a model's own columns from the address, whatever the
@@ -22,9 +24,15 @@ SECRET_FIELDS: dict[str, set[str]] = {
 }
 
 
-def refuse_lookups_on_secrets(site: admin.AdminSite = admin.site) -> None:
-    """Run once every admin is registered (core's ready(), after the admin's autodiscovery):
-    a filter on a secret column is refused (400, as Django refuses any disallowed lookup)."""
+def harden_admins(site: admin.AdminSite = admin.site) -> None:
+    """Run once every admin is registered (core's ready(), after the admin's autodiscovery),
+    on the project's admins and the libraries' alike."""
+    refuse_lookups_on_secrets(site)
+    check_action_selections(site)
+
+
+def refuse_lookups_on_secrets(site: admin.AdminSite) -> None:
+    """A filter on a secret column is refused (400, as Django refuses any disallowed lookup)."""
     for model, model_admin in site._registry.items():
         secret = SECRET_FIELDS.get(model._meta.label_lower)
         if secret:
@@ -57,3 +65,28 @@ class ReadOnlyMixin:
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     pass
+
+
+def check_action_selections(site: admin.AdminSite) -> None:
+    """An action on rows whose ids are not ids of that model is refused with a message, and
+    does nothing: Django filtered on them as given, and `_selected_action=abc` (or an id past
+    the column's range) was a 500, found from outside."""
+    for model, model_admin in site._registry.items():
+        model_admin.response_action = _checking_selection(model_admin, model._meta.pk)
+
+
+def _checking_selection(model_admin: admin.ModelAdmin, pk: Any) -> Callable[..., HttpResponse | None]:
+    response_action = model_admin.response_action
+
+    def checked(request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                pk.clean(value, None)
+            except ValidationError:
+                model_admin.message_user(
+                    request, "The selection was not valid: no items have been changed.", messages.WARNING
+                )
+                return None
+        return response_action(request, queryset)
+
+    return checked

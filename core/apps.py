@@ -11,9 +11,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from core.admin import refuse_lookups_on_secrets
+        from core.admin import harden_admins
 
-        refuse_lookups_on_secrets()  # django.contrib.admin's ready() registered every admin first
+        harden_admins()  # django.contrib.admin's ready() registered every admin first
         if not settings.REDIS_PUBLISH_ENABLED and not settings.TESTING:
             logger.info(
                 "Redis publishing is off (REDIS_URL is not set): the hashes the public query API reads are not written."

@@ -58,3 +58,16 @@ def test_the_authenticator_list_refuses_a_business_admin_guessing_a_totp_secret(
     assert client.get(url).status_code == 200
     assert client.get(url, {"data__icontains": "MZ3E"}).status_code == 400
     assert client.get(url, {"type": "totp"}).status_code == 200  # its own filter still works
+
+
+def test_a_library_admin_s_delete_action_on_a_non_id_is_refused_too(client, superuser):
+    client.force_login(superuser)
+
+    response = client.post(
+        reverse("admin:billing_creditpackage_changelist"),
+        {"action": "delete_selected", "_selected_action": ["abc"]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "The selection was not valid" in response.content.decode()

@@ -82,6 +82,24 @@ def test_pause_and_resume_actions(admin_client, make_org):
     assert get_wallet(organization=organization).status == "active"
 
 
+@pytest.mark.parametrize("selected", ["abc", str(2**70), "1.5", ""])
+def test_an_action_on_ids_that_are_not_ids_is_refused_with_a_message_and_changes_nothing(
+    admin_client, make_org, selected
+):
+    """Found from outside: `_selected_action=abc` on the wallet list was a 500."""
+    wallet = get_wallet(organization=(organization := make_org()))
+
+    response = admin_client.post(
+        reverse("admin:credits_account_changelist"),
+        {"action": "pause", "_selected_action": [wallet.pk, selected]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "The selection was not valid: no items have been changed." in response.content.decode()
+    assert get_wallet(organization=organization).status == "active"
+
+
 def test_pausing_a_paused_wallet_says_so_and_changes_nothing(admin_client, make_org):
     paused, active = make_org(), make_org()
     services.pause_credits(organization=paused)
